@@ -1,0 +1,84 @@
+SHELL := /bin/bash
+# ngx_http_xray — see README.md.  The two commands a newcomer needs:
+#   make run     build the module and start the demo
+#   make test    build the module and run every test
+
+BUILD     ?= $(CURDIR)/build
+MODULE    := $(BUILD)/ngx_http_xray_module.so
+NGINX     ?= /usr/sbin/nginx
+CC        ?= cc
+FUZZ_SECS ?= 30
+
+# what building and testing need, all from Debian
+DEPS_BUILD := nginx nginx-dev libcjson-dev libpcre2-dev libssl-dev zlib1g-dev \
+              gcc make
+DEPS_TEST  := libtest-base-perl libtest-longstring-perl liblist-moreutils-perl \
+              libtext-diff-perl liburi-perl libhttp-message-perl libwww-perl \
+              libipc-run-perl libjson-pp-perl
+DEPS_FUZZ  := clang libclang-rt-14-dev
+
+SRC_C    := $(wildcard src/*.c) ngx_http_xray_module.c
+SRC_H    := $(wildcard src/*.h)
+PURE_SRC := src/xray_header.c src/xray_id.c src/xray_rules.c
+
+UNIT_CFLAGS := -std=c99 -g -O1 -Wall -Wextra -Werror -Isrc \
+               -fsanitize=address,undefined -fno-omit-frame-pointer
+UNIT_LIBS   := -lcjson -lcrypto
+UNIT_TESTS  := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/test_*.c))
+FUZZERS     := $(patsubst t/unit/%.c,$(BUILD)/fuzz/%,$(wildcard t/unit/fuzz_*.c))
+
+PROVE_ENV := TEST_NGINX_BINARY=$(NGINX) TEST_NGINX_LOAD_MODULES=$(MODULE)
+# TEST_NGINX_LIB=/path/to/test-nginx/lib runs the suites under the real
+# Test::Nginx instead of the project's own runner in t/runner
+PROVE_INC := $(if $(TEST_NGINX_LIB),-I $(TEST_NGINX_LIB),-I t/runner) -I t/lib
+
+.PHONY: all deps deps-test deps-fuzz module unit test run fuzz clean
+
+all: module
+
+deps:
+	@scripts/install-deps.sh $(DEPS_BUILD)
+
+deps-test: deps
+	@scripts/install-deps.sh $(DEPS_TEST)
+
+deps-fuzz:
+	@scripts/install-deps.sh $(DEPS_FUZZ)
+
+module: deps $(MODULE)
+
+$(MODULE): $(SRC_C) $(SRC_H) config scripts/build-module.sh
+	scripts/build-module.sh $(BUILD)
+
+$(BUILD)/unit/%: t/unit/%.c $(PURE_SRC) $(SRC_H) t/unit/tap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRC) $(UNIT_LIBS)
+
+unit: deps-test $(UNIT_TESTS)
+	prove --exec '' $(UNIT_TESTS)
+
+test: module unit
+	$(PROVE_ENV) prove $(PROVE_INC) t/
+
+$(BUILD)/fuzz/%: t/unit/%.c $(PURE_SRC) $(SRC_H)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
+	    -o $@ $< $(PURE_SRC) $(UNIT_LIBS)
+
+# each target runs for FUZZ_SECS seconds from its committed seed corpus
+fuzz: deps deps-fuzz $(FUZZERS)
+	@for f in $(FUZZERS); do \
+	    name=$${f##*/fuzz_}; \
+	    mkdir -p $(BUILD)/corpus/$$name; \
+	    echo "== fuzz_$$name ($(FUZZ_SECS)s)"; \
+	    $$f -max_total_time=$(FUZZ_SECS) -print_final_stats=1 \
+	        $(BUILD)/corpus/$$name t/unit/corpus/$$name 2>&1 \
+	        | grep -E '^(stat::number_of_executed_units|stat::peak_rss|==.*ERROR|SUMMARY)' \
+	        ; test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
+
+run: module
+	scripts/demo.sh $(MODULE)
+
+clean:
+	rm -rf $(BUILD) t/servroot

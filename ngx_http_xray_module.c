@@ -1,0 +1,905 @@
+/*
+ * ngx_http_xray_module: AWS X-Ray trace context at the edge.
+ *
+ * The nginx face of the module: directives, configuration, the phase handler
+ * that validates the client's X-Amzn-Trace-Id, decides sampling and rewrites
+ * the header forwarded upstream, the response header filter, and variables.
+ * The parsing, id and rule logic lives in src/ and knows nothing of nginx.
+ */
+
+#include "ngx_http_xray.h"
+
+
+typedef struct {
+    ngx_flag_t                  enable;
+    ngx_flag_t                  originate;
+    ngx_http_complex_value_t   *trust_sampling;
+} ngx_http_xray_loc_conf_t;
+
+
+typedef struct {
+    u_char                      trace_id[XRAY_TRACE_ID_LEN];
+    u_char                      segment_id[XRAY_ID_LEN];
+    u_char                      upstream_id[XRAY_ID_LEN];
+    u_char                      client_parent[XRAY_ID_LEN];
+
+    ngx_str_t                   header;        /* forwarded upstream */
+    ngx_uint_t                  rule;
+
+    unsigned                    traced:1;      /* has a trace context */
+    unsigned                    has_parent:1;
+    unsigned                    sampled:1;
+    unsigned                    requested:1;   /* client sent Sampled=? */
+    unsigned                    originated:1;
+} ngx_http_xray_ctx_t;
+
+
+static ngx_int_t ngx_http_xray_handler(ngx_http_request_t *r);
+static ngx_http_xray_ctx_t *ngx_http_xray_get_ctx(ngx_http_request_t *r);
+static void ngx_http_xray_cleanup(void *data);
+static ngx_int_t ngx_http_xray_read_context(ngx_http_request_t *r,
+    ngx_http_xray_ctx_t *ctx, xray_trace_ctx_t *tc, ngx_table_elt_t **first);
+static void ngx_http_xray_decide(ngx_http_request_t *r,
+    ngx_http_xray_ctx_t *ctx, xray_sampled_e client);
+static ngx_int_t ngx_http_xray_forward(ngx_http_request_t *r,
+    ngx_http_xray_ctx_t *ctx, xray_trace_ctx_t *tc, ngx_table_elt_t *h);
+static ngx_uint_t ngx_http_xray_is_trace_header(ngx_table_elt_t *h);
+static void ngx_http_xray_remove_headers(ngx_list_t *list,
+    ngx_table_elt_t *keep);
+
+static ngx_int_t ngx_http_xray_header_filter(ngx_http_request_t *r);
+
+static ngx_int_t ngx_http_xray_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+static ngx_int_t ngx_http_xray_add_variables(ngx_conf_t *cf);
+static void *ngx_http_xray_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_xray_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_xray_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_xray_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_xray_sampling_rules(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static void *ngx_http_xray_pool_alloc(void *data, size_t size);
+static ngx_int_t ngx_http_xray_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_xray_init_process(ngx_cycle_t *cycle);
+
+
+static ngx_command_t  ngx_http_xray_commands[] = {
+
+    { ngx_string("xray"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_xray_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("xray_originate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_xray_loc_conf_t, originate),
+      NULL },
+
+    { ngx_string("xray_trust_client_sampling"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_xray_loc_conf_t, trust_sampling),
+      NULL },
+
+    { ngx_string("xray_sampling_rules"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_xray_sampling_rules,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_xray_module_ctx = {
+    ngx_http_xray_add_variables,           /* preconfiguration */
+    ngx_http_xray_init,                    /* postconfiguration */
+
+    ngx_http_xray_create_main_conf,        /* create main configuration */
+    ngx_http_xray_init_main_conf,          /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_xray_create_loc_conf,         /* create location configuration */
+    ngx_http_xray_merge_loc_conf           /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_xray_module = {
+    NGX_MODULE_V1,
+    &ngx_http_xray_module_ctx,             /* module context */
+    ngx_http_xray_commands,                /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_xray_init_process,            /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+enum {
+    NGX_HTTP_XRAY_VAR_TRACE_ID = 0,
+    NGX_HTTP_XRAY_VAR_SEGMENT_ID,
+    NGX_HTTP_XRAY_VAR_UPSTREAM_ID,
+    NGX_HTTP_XRAY_VAR_SAMPLED,
+    NGX_HTTP_XRAY_VAR_TRACE_HEADER
+};
+
+
+static ngx_http_variable_t  ngx_http_xray_vars[] = {
+
+    { ngx_string("xray_trace_id"), NULL, ngx_http_xray_variable,
+      NGX_HTTP_XRAY_VAR_TRACE_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("xray_segment_id"), NULL, ngx_http_xray_variable,
+      NGX_HTTP_XRAY_VAR_SEGMENT_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("xray_upstream_id"), NULL, ngx_http_xray_variable,
+      NGX_HTTP_XRAY_VAR_UPSTREAM_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("xray_sampled"), NULL, ngx_http_xray_variable,
+      NGX_HTTP_XRAY_VAR_SAMPLED, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("xray_trace_header"), NULL, ngx_http_xray_variable,
+      NGX_HTTP_XRAY_VAR_TRACE_HEADER, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_str_t   ngx_http_xray_header_name = ngx_string("X-Amzn-Trace-Id");
+static u_char      ngx_http_xray_header_lc[] = "x-amzn-trace-id";
+static ngx_uint_t  ngx_http_xray_header_hash;
+
+static xray_rng_t  ngx_http_xray_rng;
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+
+
+static ngx_int_t
+ngx_http_xray_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                   rc;
+    ngx_str_t                   trust;
+    ngx_table_elt_t            *h;
+    xray_trace_ctx_t            tc;
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_xray_ctx_t        *ctx;
+    ngx_http_xray_loc_conf_t   *xlcf;
+    ngx_http_xray_main_conf_t  *xmcf;
+
+    xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
+
+    if (!xlcf->enable || r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_xray_get_ctx(r) != NULL) {
+        /* decided once per request, internal redirects included */
+        return NGX_DECLINED;
+    }
+
+    xmcf = ngx_http_get_module_main_conf(r, ngx_http_xray_module);
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_xray_ctx_t));
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* found again through the pool after an internal redirect clears ctx */
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_xray_cleanup;
+    cln->data = ctx;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_xray_module);
+
+    ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_REQUESTS);
+
+    ngx_memzero(&tc, sizeof(xray_trace_ctx_t));
+
+    rc = ngx_http_xray_read_context(r, ctx, &tc, &h);
+
+    if (rc == NGX_DECLINED) {
+        if (h != NULL) {
+            ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_INVALID);
+            ngx_http_xray_remove_headers(&r->headers_in.headers, NULL);
+            h = NULL;
+        }
+
+        if (!xlcf->originate) {
+            ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_NO_CONTEXT);
+            return NGX_DECLINED;
+        }
+
+        xray_id_trace(&ngx_http_xray_rng, ngx_time(), ctx->trace_id);
+        ctx->originated = 1;
+        ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_ORIGINATED);
+    }
+
+    ctx->traced = 1;
+    xray_id_segment(&ngx_http_xray_rng, ctx->segment_id);
+    xray_id_segment(&ngx_http_xray_rng, ctx->upstream_id);
+
+    if (tc.sampled != XRAY_SAMPLED_NONE
+        && tc.sampled != XRAY_SAMPLED_REQUESTED
+        && xlcf->trust_sampling != NULL)
+    {
+        if (ngx_http_complex_value(r, xlcf->trust_sampling, &trust)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (trust.len && !(trust.len == 1 && trust.data[0] == '0')) {
+            ctx->sampled = (tc.sampled == XRAY_SAMPLED_YES);
+            ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_TRUSTED);
+            goto decided;
+        }
+    }
+
+    ngx_http_xray_decide(r, ctx, tc.sampled);
+
+decided:
+
+    ngx_http_xray_count(xmcf, ctx->sampled ? NGX_HTTP_XRAY_SAMPLED
+                                           : NGX_HTTP_XRAY_NOT_SAMPLED);
+
+    if (tc.sampled == XRAY_SAMPLED_REQUESTED) {
+        ctx->requested = 1;
+        ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_REQUESTED);
+    }
+
+    if (ngx_http_xray_forward(r, ctx, ctx->originated ? NULL : &tc, h)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "xray: rule %ui, sampled %ui, forwarding \"%V\"",
+                   ctx->rule, (ngx_uint_t) ctx->sampled, &ctx->header);
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_http_xray_ctx_t *
+ngx_http_xray_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t   *cln;
+    ngx_http_xray_ctx_t  *ctx;
+
+    r = r->main;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_xray_module);
+
+    if (ctx == NULL && (r->internal || r->filter_finalize)) {
+
+        /*
+         * an internal redirect resets module contexts: the pool cleanup
+         * registered with ours still points at it
+         */
+
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_xray_cleanup) {
+                ctx = cln->data;
+                ngx_http_set_ctx(r, ctx, ngx_http_xray_module);
+                break;
+            }
+        }
+    }
+
+    return ctx;
+}
+
+
+static void
+ngx_http_xray_cleanup(void *data)
+{
+    /* only a marker: see ngx_http_xray_get_ctx() */
+}
+
+
+/*
+ * Finds and validates the client's trace header.  Returns NGX_OK with ctx
+ * and tc filled in, or NGX_DECLINED: with *first NULL when there was no
+ * header, with *first set when there was one that must be dropped.
+ */
+
+static ngx_int_t
+ngx_http_xray_read_context(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
+    xray_trace_ctx_t *tc, ngx_table_elt_t **first)
+{
+    ngx_uint_t         i, n;
+    const char        *reason;
+    ngx_list_part_t   *part;
+    ngx_table_elt_t   *h;
+    xray_header_rc_e   rc;
+
+    *first = NULL;
+    reason = NULL;
+    n = 0;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (!ngx_http_xray_is_trace_header(&h[i])) {
+            continue;
+        }
+
+        if (n++ == 0) {
+            *first = &h[i];
+            continue;
+        }
+
+        /* repeated: harmless only when every copy says the same */
+        if (h[i].value.len != (*first)->value.len
+            || ngx_memcmp(h[i].value.data, (*first)->value.data,
+                          h[i].value.len) != 0)
+        {
+            reason = "several different headers";
+        }
+    }
+
+    if (n == 0) {
+        return NGX_DECLINED;
+    }
+
+    if (reason == NULL) {
+        rc = xray_header_parse((*first)->value.data, (*first)->value.len, tc);
+
+        if (rc != XRAY_HEADER_OK) {
+            reason = xray_header_strerror(rc);
+        }
+    }
+
+    if (reason != NULL) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "xray: dropped client's X-Amzn-Trace-Id: %s", reason);
+        return NGX_DECLINED;
+    }
+
+    if (n > 1) {
+        ngx_http_xray_remove_headers(&r->headers_in.headers, *first);
+    }
+
+    ngx_memcpy(ctx->trace_id, tc->root, XRAY_TRACE_ID_LEN);
+
+    if (tc->parent) {
+        ngx_memcpy(ctx->client_parent, tc->parent, XRAY_ID_LEN);
+        ctx->has_parent = 1;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_xray_decide(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
+    xray_sampled_e client)
+{
+    ngx_uint_t                   sampled;
+    const xray_rule_t           *rule;
+    ngx_http_xray_rule_stats_t  *stats;
+    ngx_http_xray_main_conf_t   *xmcf;
+
+    xmcf = ngx_http_get_module_main_conf(r, ngx_http_xray_module);
+
+    ctx->rule = xray_rules_match(&xmcf->rules,
+                                 r->headers_in.server.data,
+                                 r->headers_in.server.len,
+                                 r->method_name.data, r->method_name.len,
+                                 r->uri.data, r->uri.len);
+
+    rule = &xmcf->rules.rules[ctx->rule];
+    stats = &xmcf->shm->rules[ctx->rule];
+
+    (void) ngx_atomic_fetch_add(&stats->matched, 1);
+
+    if (ngx_http_xray_reservoir_take(stats, rule->fixed_target,
+                                     ngx_time()))
+    {
+        (void) ngx_atomic_fetch_add(&stats->by_reservoir, 1);
+        sampled = 1;
+
+    } else if (rule->rate > 0
+               && xray_rng_uniform(&ngx_http_xray_rng) < rule->rate)
+    {
+        (void) ngx_atomic_fetch_add(&stats->by_rate, 1);
+        sampled = 1;
+
+    } else {
+        sampled = 0;
+    }
+
+    if ((client == XRAY_SAMPLED_YES && !sampled)
+        || (client == XRAY_SAMPLED_NO && sampled))
+    {
+        ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_OVERRIDDEN);
+    }
+
+    ctx->sampled = sampled;
+}
+
+
+/*
+ * Puts exactly one X-Amzn-Trace-Id in the request headers, so that
+ * proxy_pass, grpc_pass and fastcgi_pass forward it with no extra
+ * configuration: the client's header element is rewritten in place, or a new
+ * one is added for a trace this proxy originated.
+ */
+
+static ngx_int_t
+ngx_http_xray_forward(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
+    xray_trace_ctx_t *tc, ngx_table_elt_t *h)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(r->pool, XRAY_HEADER_OUT_MAX);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->header.data = p;
+    ctx->header.len = xray_header_format(p, ctx->trace_id, ctx->upstream_id,
+                                         ctx->sampled ? XRAY_SAMPLED_YES
+                                                      : XRAY_SAMPLED_NO,
+                                         tc);
+
+    if (h == NULL) {
+        h = ngx_list_push(&r->headers_in.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = ngx_http_xray_header_hash;
+        h->lowcase_key = ngx_http_xray_header_lc;
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
+    }
+
+    h->key = ngx_http_xray_header_name;
+    h->value = ctx->header;
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_xray_is_trace_header(ngx_table_elt_t *h)
+{
+    return h->key.len == ngx_http_xray_header_name.len
+           && ngx_strncasecmp(h->key.data, ngx_http_xray_header_name.data,
+                              h->key.len) == 0;
+}
+
+
+/*
+ * Removes every trace header from the list but keep, which may be NULL.
+ * keep is always the first trace header in the list, so removing the ones
+ * after it never moves it.
+ */
+
+static void
+ngx_http_xray_remove_headers(ngx_list_t *list, ngx_table_elt_t *keep)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    for (part = &list->part; part; part = part->next) {
+        h = part->elts;
+        i = 0;
+
+        while (i < part->nelts) {
+            if (&h[i] == keep || !ngx_http_xray_is_trace_header(&h[i])) {
+                i++;
+                continue;
+            }
+
+            ngx_memmove(&h[i], &h[i + 1],
+                        (part->nelts - i - 1) * sizeof(ngx_table_elt_t));
+            part->nelts--;
+        }
+    }
+}
+
+
+/*
+ * A client that sent Sampled=? asked this proxy to decide: the decision goes
+ * back in the response header, as X-Ray services answer it.
+ */
+
+static ngx_int_t
+ngx_http_xray_header_filter(ngx_http_request_t *r)
+{
+    u_char               *p;
+    ngx_uint_t            i;
+    ngx_list_part_t      *part;
+    ngx_table_elt_t      *h, *found;
+    ngx_http_xray_ctx_t  *ctx;
+
+    if (r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx = ngx_http_xray_get_ctx(r);
+
+    if (ctx == NULL || !ctx->requested) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    found = NULL;
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0 || !ngx_http_xray_is_trace_header(&h[i])) {
+            continue;
+        }
+
+        /* the upstream's answer is superseded by this proxy's decision */
+        if (found == NULL) {
+            found = &h[i];
+
+        } else {
+            h[i].hash = 0;
+        }
+    }
+
+    if (found == NULL) {
+        found = ngx_list_push(&r->headers_out.headers);
+        if (found == NULL) {
+            return NGX_ERROR;
+        }
+
+        found->hash = 1;
+        found->key = ngx_http_xray_header_name;
+        found->lowcase_key = ngx_http_xray_header_lc;
+#if (nginx_version >= 1023000)
+        found->next = NULL;
+#endif
+    }
+
+    p = ngx_pnalloc(r->pool, sizeof("Root=;Sampled=0") - 1
+                             + XRAY_TRACE_ID_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    found->value.data = p;
+    found->value.len = xray_header_format(p, ctx->trace_id, NULL,
+                                          ctx->sampled ? XRAY_SAMPLED_YES
+                                                       : XRAY_SAMPLED_NO,
+                                          NULL);
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_xray_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    uintptr_t data)
+{
+    ngx_http_xray_ctx_t  *ctx;
+
+    ctx = ngx_http_xray_get_ctx(r);
+
+    if (ctx == NULL || !ctx->traced) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    switch (data) {
+
+    case NGX_HTTP_XRAY_VAR_TRACE_ID:
+        v->data = ctx->trace_id;
+        v->len = XRAY_TRACE_ID_LEN;
+        break;
+
+    case NGX_HTTP_XRAY_VAR_SEGMENT_ID:
+        v->data = ctx->segment_id;
+        v->len = XRAY_ID_LEN;
+        break;
+
+    case NGX_HTTP_XRAY_VAR_UPSTREAM_ID:
+        v->data = ctx->upstream_id;
+        v->len = XRAY_ID_LEN;
+        break;
+
+    case NGX_HTTP_XRAY_VAR_SAMPLED:
+        v->data = (u_char *) (ctx->sampled ? "1" : "0");
+        v->len = 1;
+        break;
+
+    default: /* NGX_HTTP_XRAY_VAR_TRACE_HEADER */
+        v->data = ctx->header.data;
+        v->len = ctx->header.len;
+        break;
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_xray_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_xray_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_xray_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_xray_main_conf_t  *xmcf;
+
+    xmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_xray_main_conf_t));
+    if (xmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     xmcf->rules = { NULL, 0, 0 };
+     *     xmcf->rules_crc = 0;
+     *     xmcf->shm_zone = NULL;
+     *     xmcf->shm = NULL;
+     */
+
+    return xmcf;
+}
+
+
+static char *
+ngx_http_xray_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_xray_main_conf_t  *xmcf = conf;
+
+    if (xmcf->rules.rules == NULL
+        && xray_rules_default(&xmcf->rules, ngx_http_xray_pool_alloc,
+                              cf->pool) != 0)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_xray_shm_add(cf, xmcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_xray_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_xray_loc_conf_t  *xlcf;
+
+    xlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_xray_loc_conf_t));
+    if (xlcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     xlcf->trust_sampling = NULL;
+     */
+
+    xlcf->enable = NGX_CONF_UNSET;
+    xlcf->originate = NGX_CONF_UNSET;
+
+    return xlcf;
+}
+
+
+static char *
+ngx_http_xray_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_xray_loc_conf_t  *prev = parent;
+    ngx_http_xray_loc_conf_t  *conf = child;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_value(conf->originate, prev->originate, 0);
+
+    if (conf->trust_sampling == NULL) {
+        conf->trust_sampling = prev->trust_sampling;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_xray_sampling_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_xray_main_conf_t  *xmcf = conf;
+
+    char        err[XRAY_RULES_ERR_LEN];
+    u_char     *buf;
+    ssize_t     n;
+    ngx_fd_t    fd;
+    ngx_str_t  *value, name;
+    ngx_file_t  file;
+
+    if (xmcf->rules.rules != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    name = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%s\" failed", name.data);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.fd = fd;
+    file.name = name;
+    file.log = cf->log;
+
+    if (ngx_fd_info(fd, &file.info) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%s\" failed", name.data);
+        goto failed;
+    }
+
+    /* a rules document is a few kilobytes; refuse anything absurd */
+    if (ngx_file_size(&file.info) > 1024 * 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "sampling rules file \"%s\" is larger than 1m",
+                           name.data);
+        goto failed;
+    }
+
+    buf = ngx_pnalloc(cf->temp_pool, (size_t) ngx_file_size(&file.info) + 1);
+    if (buf == NULL) {
+        goto failed;
+    }
+
+    n = ngx_read_file(&file, buf, (size_t) ngx_file_size(&file.info), 0);
+    if (n == NGX_ERROR) {
+        goto failed;
+    }
+
+    if (xray_rules_parse(&xmcf->rules, (char *) buf, (size_t) n,
+                         ngx_http_xray_pool_alloc, cf->pool, err)
+        != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid sampling rules file \"%s\": %s",
+                           name.data, err);
+        xmcf->rules.rules = NULL;
+        goto failed;
+    }
+
+    xmcf->rules_crc = ngx_crc32_long(buf, n);
+
+    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_ALERT, cf, ngx_errno,
+                           ngx_close_file_n " \"%s\" failed", name.data);
+    }
+
+    return NGX_CONF_OK;
+
+failed:
+
+    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_ALERT, cf, ngx_errno,
+                           ngx_close_file_n " \"%s\" failed", name.data);
+    }
+
+    return NGX_CONF_ERROR;
+}
+
+
+static void *
+ngx_http_xray_pool_alloc(void *data, size_t size)
+{
+    return ngx_palloc((ngx_pool_t *) data, size);
+}
+
+
+static ngx_int_t
+ngx_http_xray_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    ngx_http_xray_header_hash = ngx_hash_key(ngx_http_xray_header_lc,
+                                             sizeof(ngx_http_xray_header_lc)
+                                             - 1);
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_xray_handler;
+
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_xray_header_filter;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_xray_init_process(ngx_cycle_t *cycle)
+{
+    if (xray_rng_seed(&ngx_http_xray_rng) != 0) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "xray: RAND_bytes() failed to seed the id generator");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# `make run`: nginx with the module, a demo upstream and a daemon sink, all in
+# the foreground; Ctrl-C stops everything.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+module=${1:-$top/build/ngx_http_xray_module.so}
+run=$top/build/demo
+nginx=${NGINX:-/usr/sbin/nginx}
+python=$(command -v python3)
+
+mkdir -p "$run/tmp"
+sed -e "s|@TOP@|$top|g" -e "s|@MODULE@|$module|g" -e "s|@RUN@|$run|g" \
+    "$top/demo/nginx.conf" > "$run/nginx.conf"
+
+"$nginx" -t -q -p "$run" -c "$run/nginx.conf"
+
+pids=()
+cleanup() {
+    trap - EXIT INT TERM
+    kill "${pids[@]}" 2>/dev/null || true
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+"$python" -u "$top/demo/upstream.py" 8081 & pids+=($!)
+"$python" -u "$top/demo/sink.py" 2000 & pids+=($!)
+"$nginx" -p "$run" -c "$run/nginx.conf" & pids+=($!)
+sleep 0.5
+
+root="Root=1-$(printf '%08x' "$(date +%s)")-abcdef0123456789abcdef01"
+cat <<TXT
+
+ngx_http_xray demo: nginx on http://127.0.0.1:8080, upstream on 8081,
+daemon sink on udp 2000.  In another terminal, try:
+
+  # a browser's trace context: same Root, the proxy's own Parent, its own
+  # sampling decision (the first request each second is sampled)
+  curl -s http://127.0.0.1:8080/api -H 'X-Amzn-Trace-Id: $root;Parent=53995c3f42cd8ad8;Sampled=1'
+
+  # a client's Sampled=1 cannot force tracing: /healthz is never sampled
+  curl -s http://127.0.0.1:8080/healthz -H 'X-Amzn-Trace-Id: $root;Sampled=1'
+
+  # no trace header: none is invented (the Lambda runtime starts the trace)
+  curl -s http://127.0.0.1:8080/api
+
+  # unless origination is switched on for the location
+  curl -s http://127.0.0.1:8080/originate/api
+
+  # Sampled=? asks the proxy to decide; the answer comes back in the response
+  curl -si http://127.0.0.1:8080/api -H 'X-Amzn-Trace-Id: $root;Sampled=?'
+
+  # a Server-Sent Events stream, resumed after event 3
+  curl -sN http://127.0.0.1:8080/sse -H 'Last-Event-ID: 3' -H 'X-Amzn-Trace-Id: $root'
+
+What the upstream receives is printed below.  Ctrl-C stops the demo.
+
+TXT
+wait -n "${pids[@]}"
