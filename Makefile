@@ -19,9 +19,9 @@ DEPS_FUZZ  := clang libclang-rt-14-dev
 
 SRC_C    := $(wildcard src/*.c) ngx_http_xray_module.c
 SRC_H    := $(wildcard src/*.h)
-PURE_SRC := src/xray_header.c src/xray_id.c src/xray_rules.c
+PURE_SRC := $(wildcard src/xray_*.c)
 
-UNIT_CFLAGS := -std=c99 -g -O1 -Wall -Wextra -Werror -Isrc \
+UNIT_CFLAGS := -std=c99 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Isrc \
                -fsanitize=address,undefined -fno-omit-frame-pointer
 UNIT_LIBS   := -lcjson -lcrypto
 UNIT_TESTS  := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/test_*.c))
@@ -62,7 +62,7 @@ test: module unit
 
 $(BUILD)/fuzz/%: t/unit/%.c $(PURE_SRC) $(SRC_H)
 	@mkdir -p $(dir $@)
-	clang -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
+	clang -g -O1 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined \
 	    -o $@ $< $(PURE_SRC) $(UNIT_LIBS)
 
 # each target runs for FUZZ_SECS seconds from its committed seed corpus
