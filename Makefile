@@ -14,7 +14,7 @@ DEPS_BUILD := nginx nginx-dev libcjson-dev libpcre2-dev libssl-dev zlib1g-dev \
               gcc make
 DEPS_TEST  := libtest-base-perl libtest-longstring-perl liblist-moreutils-perl \
               libtext-diff-perl liburi-perl libhttp-message-perl libwww-perl \
-              libipc-run-perl libjson-pp-perl
+              libipc-run-perl libjson-pp-perl python3 python3-jsonschema
 DEPS_FUZZ  := clang libclang-rt-14-dev
 
 SRC_C    := $(wildcard src/*.c) ngx_http_xray_module.c
@@ -27,9 +27,15 @@ UNIT_LIBS   := -lcjson -lcrypto
 UNIT_TESTS  := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/test_*.c))
 FUZZERS     := $(patsubst t/unit/%.c,$(BUILD)/fuzz/%,$(wildcard t/unit/fuzz_*.c))
 
-PROVE_ENV := TEST_NGINX_BINARY=$(NGINX) TEST_NGINX_LOAD_MODULES=$(MODULE)
 # TEST_NGINX_LIB=/path/to/test-nginx/lib runs the suites under the real
-# Test::Nginx instead of the project's own runner in t/runner
+# Test::Nginx instead of the project's own runner in t/runner.  Debian's
+# nginx prints configuration errors on stderr only, which the real runner
+# does not read: a wrapper sends them to the error log it checks.
+PROVE_ENV := TEST_NGINX_LOAD_MODULES=$(MODULE) \
+             XRAYTEST_PYTHON=/usr/bin/python3 \
+             $(if $(TEST_NGINX_LIB),NGINX_REAL_BINARY=$(NGINX) \
+               TEST_NGINX_BINARY=$(CURDIR)/t/lib/nginx-errlog-wrapper, \
+               TEST_NGINX_BINARY=$(NGINX))
 PROVE_INC := $(if $(TEST_NGINX_LIB),-I $(TEST_NGINX_LIB),-I t/runner) -I t/lib
 
 .PHONY: all deps deps-test deps-fuzz module unit test run fuzz clean
