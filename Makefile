@@ -14,7 +14,8 @@ DEPS_BUILD := nginx nginx-dev libcjson-dev libpcre2-dev libssl-dev zlib1g-dev \
               gcc make
 DEPS_TEST  := libtest-base-perl libtest-longstring-perl liblist-moreutils-perl \
               libtext-diff-perl liburi-perl libhttp-message-perl libwww-perl \
-              libipc-run-perl libjson-pp-perl python3 python3-jsonschema
+              libipc-run-perl libjson-pp-perl python3 python3-jsonschema \
+              python3-aws-xray-sdk
 DEPS_FUZZ  := clang libclang-rt-14-dev
 
 SRC_C    := $(wildcard src/*.c) ngx_http_xray_module.c
@@ -31,8 +32,14 @@ FUZZERS     := $(patsubst t/unit/%.c,$(BUILD)/fuzz/%,$(wildcard t/unit/fuzz_*.c)
 # Test::Nginx instead of the project's own runner in t/runner.  Debian's
 # nginx prints configuration errors on stderr only, which the real runner
 # does not read: a wrapper sends them to the error log it checks.
-PROVE_ENV := TEST_NGINX_LOAD_MODULES=$(MODULE) \
+# the real-peer test prefers the newest X-Ray SDK for Python on the machine:
+# python3 on PATH may have 2.x; Debian's python3-aws-xray-sdk is the fallback
+SDK_PYTHON = $(shell for p in python3 /usr/bin/python3; do \
+               $$p -c 'import aws_xray_sdk' 2>/dev/null \
+               && { command -v $$p; break; }; done)
+PROVE_ENV = TEST_NGINX_LOAD_MODULES=$(MODULE) \
              XRAYTEST_PYTHON=/usr/bin/python3 \
+             XRAYTEST_SDK_PYTHON=$(SDK_PYTHON) \
              $(if $(TEST_NGINX_LIB),NGINX_REAL_BINARY=$(NGINX) \
                TEST_NGINX_BINARY=$(CURDIR)/t/lib/nginx-errlog-wrapper, \
                TEST_NGINX_BINARY=$(NGINX))

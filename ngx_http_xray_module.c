@@ -10,32 +10,7 @@
 #include "ngx_http_xray.h"
 
 
-typedef struct {
-    ngx_flag_t                  enable;
-    ngx_flag_t                  originate;
-    ngx_http_complex_value_t   *trust_sampling;
-} ngx_http_xray_loc_conf_t;
-
-
-typedef struct {
-    u_char                      trace_id[XRAY_TRACE_ID_LEN];
-    u_char                      segment_id[XRAY_ID_LEN];
-    u_char                      upstream_id[XRAY_ID_LEN];
-    u_char                      client_parent[XRAY_ID_LEN];
-
-    ngx_str_t                   header;        /* forwarded upstream */
-    ngx_uint_t                  rule;
-
-    unsigned                    traced:1;      /* has a trace context */
-    unsigned                    has_parent:1;
-    unsigned                    sampled:1;
-    unsigned                    requested:1;   /* client sent Sampled=? */
-    unsigned                    originated:1;
-} ngx_http_xray_ctx_t;
-
-
 static ngx_int_t ngx_http_xray_handler(ngx_http_request_t *r);
-static ngx_http_xray_ctx_t *ngx_http_xray_get_ctx(ngx_http_request_t *r);
 static void ngx_http_xray_cleanup(void *data);
 static ngx_int_t ngx_http_xray_read_context(ngx_http_request_t *r,
     ngx_http_xray_ctx_t *ctx, xray_trace_ctx_t *tc, ngx_table_elt_t **first);
@@ -60,9 +35,34 @@ static char *ngx_http_xray_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_xray_sampling_rules(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_xray_daemon(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_xray_field(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_xray_redact(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_xray_set_enum(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static void *ngx_http_xray_pool_alloc(void *data, size_t size);
 static ngx_int_t ngx_http_xray_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_xray_init_process(ngx_cycle_t *cycle);
+static void ngx_http_xray_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_enum_t  ngx_http_xray_capture_errors[] = {
+    { ngx_string("off"), NGX_HTTP_XRAY_CAPTURE_OFF },
+    { ngx_string("5xx"), NGX_HTTP_XRAY_CAPTURE_5XX },
+    { ngx_string("4xx"), NGX_HTTP_XRAY_CAPTURE_4XX },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_xray_in_progress_values[] = {
+    { ngx_string("off"), NGX_HTTP_XRAY_IN_PROGRESS_OFF },
+    { ngx_string("stream"), NGX_HTTP_XRAY_IN_PROGRESS_STREAM },
+    { ngx_string("always"), NGX_HTTP_XRAY_IN_PROGRESS_ALWAYS },
+    { ngx_null_string, 0 }
+};
 
 
 static ngx_command_t  ngx_http_xray_commands[] = {
@@ -95,6 +95,62 @@ static ngx_command_t  ngx_http_xray_commands[] = {
       0,
       NULL },
 
+    { ngx_string("xray_daemon"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_xray_daemon,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("xray_segment_name"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_xray_loc_conf_t, segment_name),
+      NULL },
+
+    { ngx_string("xray_annotation"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE23,
+      ngx_http_xray_field,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_xray_loc_conf_t, annotations),
+      NULL },
+
+    { ngx_string("xray_metadata"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_xray_field,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_xray_loc_conf_t, metadata),
+      NULL },
+
+    { ngx_string("xray_record_query"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_xray_loc_conf_t, record_query),
+      NULL },
+
+    { ngx_string("xray_redact"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_xray_redact,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("xray_capture_errors"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_xray_set_enum,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_xray_loc_conf_t, capture_errors),
+      &ngx_http_xray_capture_errors },
+
+    { ngx_string("xray_in_progress"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_xray_set_enum,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_xray_loc_conf_t, in_progress),
+      &ngx_http_xray_in_progress_values },
+
       ngx_null_command
 };
 
@@ -124,7 +180,7 @@ ngx_module_t  ngx_http_xray_module = {
     ngx_http_xray_init_process,            /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_xray_exit_process,            /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -164,7 +220,7 @@ static ngx_str_t   ngx_http_xray_header_name = ngx_string("X-Amzn-Trace-Id");
 static u_char      ngx_http_xray_header_lc[] = "x-amzn-trace-id";
 static ngx_uint_t  ngx_http_xray_header_hash;
 
-static xray_rng_t  ngx_http_xray_rng;
+xray_rng_t  ngx_http_xray_rng;
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
@@ -174,6 +230,7 @@ ngx_http_xray_handler(ngx_http_request_t *r)
 {
     ngx_int_t                   rc;
     ngx_str_t                   trust;
+    struct timeval              tv;
     ngx_table_elt_t            *h;
     xray_trace_ctx_t            tc;
     ngx_pool_cleanup_t         *cln;
@@ -237,6 +294,9 @@ ngx_http_xray_handler(ngx_http_request_t *r)
     xray_id_segment(&ngx_http_xray_rng, ctx->segment_id);
     xray_id_segment(&ngx_http_xray_rng, ctx->upstream_id);
 
+    ngx_gettimeofday(&tv);
+    ctx->decided = (uint64_t) tv.tv_sec * 1000000 + tv.tv_usec;
+
     if (tc.sampled != XRAY_SAMPLED_NONE
         && tc.sampled != XRAY_SAMPLED_REQUESTED
         && xlcf->trust_sampling != NULL)
@@ -280,7 +340,7 @@ decided:
 }
 
 
-static ngx_http_xray_ctx_t *
+ngx_http_xray_ctx_t *
 ngx_http_xray_get_ctx(ngx_http_request_t *r)
 {
     ngx_pool_cleanup_t   *cln;
@@ -422,6 +482,7 @@ ngx_http_xray_decide(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
 
     rule = &xmcf->rules.rules[ctx->rule];
     stats = &xmcf->shm->rules[ctx->rule];
+    ctx->by_rule = 1;
 
     (void) ngx_atomic_fetch_add(&stats->matched, 1);
 
@@ -555,7 +616,24 @@ ngx_http_xray_header_filter(ngx_http_request_t *r)
 
     ctx = ngx_http_xray_get_ctx(r);
 
-    if (ctx == NULL || !ctx->requested) {
+    if (ctx == NULL || !ctx->traced) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    if (r->headers_out.content_type.len >= sizeof("text/event-stream") - 1
+        && ngx_strncasecmp(r->headers_out.content_type.data,
+                           (u_char *) "text/event-stream",
+                           sizeof("text/event-stream") - 1)
+           == 0)
+    {
+        ctx->stream = 1;
+    }
+
+    if (ctx->sampled) {
+        ngx_http_xray_in_progress(r, ctx);
+    }
+
+    if (!ctx->requested) {
         return ngx_http_next_header_filter(r);
     }
 
@@ -703,7 +781,12 @@ ngx_http_xray_create_main_conf(ngx_conf_t *cf)
      *     xmcf->rules_crc = 0;
      *     xmcf->shm_zone = NULL;
      *     xmcf->shm = NULL;
+     *     xmcf->daemon = { 0, NULL };
+     *     xmcf->enabled = 0;
      */
+
+    xmcf->batch = XRAY_EMIT_BATCH_DEFAULT;
+    xmcf->flush = 100;
 
     return xmcf;
 }
@@ -719,6 +802,12 @@ ngx_http_xray_init_main_conf(ngx_conf_t *cf, void *conf)
                               cf->pool) != 0)
     {
         return NGX_CONF_ERROR;
+    }
+
+    if (xmcf->daemon.len == 0) {
+        if (ngx_http_xray_daemon_init(cf, xmcf, NULL) != NGX_CONF_OK) {
+            return NGX_CONF_ERROR;
+        }
     }
 
     if (ngx_http_xray_shm_add(cf, xmcf) != NGX_OK) {
@@ -743,10 +832,17 @@ ngx_http_xray_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     xlcf->trust_sampling = NULL;
+     *     xlcf->segment_name = NULL;
      */
 
     xlcf->enable = NGX_CONF_UNSET;
     xlcf->originate = NGX_CONF_UNSET;
+    xlcf->annotations = NGX_CONF_UNSET_PTR;
+    xlcf->metadata = NGX_CONF_UNSET_PTR;
+    xlcf->redact = NGX_CONF_UNSET_PTR;
+    xlcf->record_query = NGX_CONF_UNSET;
+    xlcf->capture_errors = NGX_CONF_UNSET_UINT;
+    xlcf->in_progress = NGX_CONF_UNSET_UINT;
 
     return xlcf;
 }
@@ -758,11 +854,36 @@ ngx_http_xray_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_xray_loc_conf_t  *prev = parent;
     ngx_http_xray_loc_conf_t  *conf = child;
 
+    ngx_http_xray_main_conf_t  *xmcf;
+
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_value(conf->originate, prev->originate, 0);
 
     if (conf->trust_sampling == NULL) {
         conf->trust_sampling = prev->trust_sampling;
+    }
+
+    if (conf->segment_name == NULL) {
+        conf->segment_name = prev->segment_name;
+    }
+
+    /*
+     * lists are inherited whole, as add_header's are: a level that sets
+     * any entry replaces the inherited ones
+     */
+    ngx_conf_merge_ptr_value(conf->annotations, prev->annotations, NULL);
+    ngx_conf_merge_ptr_value(conf->metadata, prev->metadata, NULL);
+    ngx_conf_merge_ptr_value(conf->redact, prev->redact, NULL);
+
+    ngx_conf_merge_value(conf->record_query, prev->record_query, 0);
+    ngx_conf_merge_uint_value(conf->capture_errors, prev->capture_errors,
+                              NGX_HTTP_XRAY_CAPTURE_5XX);
+    ngx_conf_merge_uint_value(conf->in_progress, prev->in_progress,
+                              NGX_HTTP_XRAY_IN_PROGRESS_STREAM);
+
+    if (conf->enable) {
+        xmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_xray_module);
+        xmcf->enabled = 1;
     }
 
     return NGX_CONF_OK;
@@ -859,6 +980,260 @@ failed:
 }
 
 
+static char *
+ngx_http_xray_daemon(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_xray_main_conf_t  *xmcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value, s;
+    ngx_uint_t  i;
+
+    if (xmcf->daemon.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "batch=", 6) == 0) {
+            n = ngx_atoi(value[i].data + 6, value[i].len - 6);
+
+            if (n < 1 || n > XRAY_EMIT_BATCH_MAX) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid batch \"%V\": it must be "
+                                   "a number from 1 to %d",
+                                   &value[i], XRAY_EMIT_BATCH_MAX);
+                return NGX_CONF_ERROR;
+            }
+
+            xmcf->batch = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "flush=", 6) == 0) {
+            s.data = value[i].data + 6;
+            s.len = value[i].len - 6;
+
+            xmcf->flush = ngx_parse_time(&s, 0);
+
+            if (xmcf->flush == (ngx_msec_t) NGX_ERROR || xmcf->flush == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid flush time \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_xray_daemon_init(cf, xmcf, &value[1]);
+}
+
+
+static char *
+ngx_http_xray_field(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_str_t                         *value;
+    ngx_uint_t                         i;
+    ngx_array_t                      **fields;
+    ngx_http_xray_field_t             *f;
+    ngx_http_compile_complex_value_t   ccv;
+
+    fields = (ngx_array_t **) (p + cmd->offset);
+
+    if (*fields == NGX_CONF_UNSET_PTR) {
+        *fields = ngx_array_create(cf->pool, 4,
+                                   sizeof(ngx_http_xray_field_t));
+        if (*fields == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    value = cf->args->elts;
+
+    if (cmd->offset == offsetof(ngx_http_xray_loc_conf_t, annotations)) {
+
+        if (!xray_annotation_key_valid(value[1].data, value[1].len)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid annotation key \"%V\": X-Ray "
+                               "allows 1 to %d of A-Z, a-z, 0-9 and _",
+                               &value[1], XRAY_ANNOTATION_KEY_MAX);
+            return NGX_CONF_ERROR;
+        }
+
+        /* X-Ray indexes 50 annotations a trace */
+        if ((*fields)->nelts == 50) {
+            return "is used more than 50 times";
+        }
+
+    } else if (value[1].len == 0 || value[1].len > XRAY_STRING_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid metadata key \"%V\": it must be 1 to "
+                           "%d bytes", &value[1], XRAY_STRING_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    f = (*fields)->elts;
+
+    for (i = 0; i < (*fields)->nelts; i++) {
+        if (f[i].key.len == value[1].len
+            && ngx_strncmp(f[i].key.data, value[1].data, value[1].len) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "duplicate key \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    f = ngx_array_push(*fields);
+    if (f == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    f->key = value[1];
+    f->kind = XRAY_ANNOTATION_STRING;
+
+    if (cf->args->nelts == 4) {
+        if (ngx_strcmp(value[3].data, "number") == 0) {
+            f->kind = XRAY_ANNOTATION_NUMBER;
+
+        } else if (ngx_strcmp(value[3].data, "boolean") == 0) {
+            f->kind = XRAY_ANNOTATION_BOOLEAN;
+
+        } else if (ngx_strcmp(value[3].data, "string") != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid annotation type \"%V\": it must be "
+                               "\"string\", \"number\" or \"boolean\"",
+                               &value[3]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[2];
+    ccv.complex_value = &f->value;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_xray_redact(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+#if (NGX_PCRE)
+    ngx_http_xray_loc_conf_t  *xlcf = conf;
+
+    u_char               errstr[NGX_MAX_CONF_ERRSTR];
+    ngx_str_t           *value;
+    ngx_regex_t        **re;
+    ngx_regex_compile_t  rc;
+
+    if (xlcf->redact == NGX_CONF_UNSET_PTR) {
+        xlcf->redact = ngx_array_create(cf->pool, 2, sizeof(ngx_regex_t *));
+        if (xlcf->redact == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    value = cf->args->elts;
+
+    ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
+
+    rc.pattern = value[1];
+    rc.pool = cf->pool;
+    rc.err.len = NGX_MAX_CONF_ERRSTR;
+    rc.err.data = errstr;
+
+    if (ngx_regex_compile(&rc) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%V", &rc.err);
+        return NGX_CONF_ERROR;
+    }
+
+    re = ngx_array_push(xlcf->redact);
+    if (re == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *re = rc.regex;
+
+    return NGX_CONF_OK;
+
+#else
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"xray_redact\" requires PCRE library");
+    return NGX_CONF_ERROR;
+
+#endif
+}
+
+
+/*
+ * ngx_conf_set_enum_slot(), with an error that names the directive and the
+ * values it takes, as ngx_conf_set_flag_slot()'s does
+ */
+
+static char *
+ngx_http_xray_set_enum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    u_char           *last, *pos;
+    u_char            values[128];
+    ngx_str_t        *value;
+    ngx_uint_t       *np, i;
+    ngx_conf_enum_t  *e;
+
+    np = (ngx_uint_t *) (p + cmd->offset);
+
+    if (*np != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    e = cmd->post;
+
+    for (i = 0; e[i].name.len != 0; i++) {
+        if (e[i].name.len == value[1].len
+            && ngx_strcasecmp(e[i].name.data, value[1].data) == 0)
+        {
+            *np = e[i].value;
+            return NGX_CONF_OK;
+        }
+    }
+
+    pos = values;
+    last = values + sizeof(values);
+
+    for (i = 0; e[i].name.len != 0; i++) {
+        pos = ngx_slprintf(pos, last, "%s\"%V\"",
+                           i == 0 ? "" : e[i + 1].name.len ? ", " : " or ",
+                           &e[i].name);
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\" directive, "
+                       "it must be %*s",
+                       &value[1], &cmd->name, pos - values, values);
+
+    return NGX_CONF_ERROR;
+}
+
+
 static void *
 ngx_http_xray_pool_alloc(void *data, size_t size)
 {
@@ -885,6 +1260,17 @@ ngx_http_xray_init(ngx_conf_t *cf)
 
     *h = ngx_http_xray_handler;
 
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_xray_log_handler;
+
+    if (ngx_http_xray_segment_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_xray_header_filter;
 
@@ -901,5 +1287,12 @@ ngx_http_xray_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    return NGX_OK;
+    return ngx_http_xray_emitter_init(cycle);
+}
+
+
+static void
+ngx_http_xray_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_xray_emitter_exit(cycle);
 }

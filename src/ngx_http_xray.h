@@ -9,9 +9,11 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "xray_emit.h"
 #include "xray_header.h"
 #include "xray_id.h"
 #include "xray_rules.h"
+#include "xray_segment.h"
 
 
 #define NGX_HTTP_XRAY_VERSION  "0.1.0"
@@ -28,6 +30,17 @@ typedef enum {
     NGX_HTTP_XRAY_OVERRIDDEN,          /* client's Sampled=0/1 not followed */
     NGX_HTTP_XRAY_TRUSTED,             /* client's Sampled=0/1 followed */
     NGX_HTTP_XRAY_REQUESTED,           /* Sampled=? decided and answered */
+    NGX_HTTP_XRAY_CAPTURED,            /* unsampled error recorded anyway */
+    NGX_HTTP_XRAY_SEGMENTS,            /* segments recorded */
+    NGX_HTTP_XRAY_IN_PROGRESS,         /* in-progress documents written */
+    NGX_HTTP_XRAY_SPLIT,               /* segments sent in several parts */
+    NGX_HTTP_XRAY_DOCS_QUEUED,         /* documents handed to the emitter */
+    NGX_HTTP_XRAY_DOCS_SENT,
+    NGX_HTTP_XRAY_BYTES_SENT,
+    NGX_HTTP_XRAY_DROPPED_FULL,        /* socket buffer full */
+    NGX_HTTP_XRAY_DROPPED_REFUSED,     /* no daemon listening */
+    NGX_HTTP_XRAY_DROPPED_TOO_LARGE,   /* over a datagram even when split */
+    NGX_HTTP_XRAY_DROPPED_OTHER,       /* any other send error */
     NGX_HTTP_XRAY_NCOUNTERS
 } ngx_http_xray_counter_e;
 
@@ -53,8 +66,82 @@ typedef struct {
     uint32_t                    rules_crc;
     ngx_shm_zone_t             *shm_zone;
     ngx_http_xray_shm_t        *shm;
+
+    ngx_str_t                   daemon;        /* as configured, for logs */
+    ngx_addr_t                  daemon_addr;
+    ngx_uint_t                  batch;
+    ngx_msec_t                  flush;
+    ngx_uint_t                  enabled;       /* xray on somewhere */
 } ngx_http_xray_main_conf_t;
 
+
+typedef enum {
+    NGX_HTTP_XRAY_CAPTURE_OFF = 0,
+    NGX_HTTP_XRAY_CAPTURE_5XX,
+    NGX_HTTP_XRAY_CAPTURE_4XX
+} ngx_http_xray_capture_e;
+
+
+typedef enum {
+    NGX_HTTP_XRAY_IN_PROGRESS_OFF = 0,
+    NGX_HTTP_XRAY_IN_PROGRESS_STREAM,
+    NGX_HTTP_XRAY_IN_PROGRESS_ALWAYS
+} ngx_http_xray_in_progress_e;
+
+
+typedef struct {
+    ngx_str_t                   key;
+    ngx_http_complex_value_t    value;
+    xray_annotation_kind_e      kind;
+} ngx_http_xray_field_t;
+
+
+typedef struct {
+    ngx_flag_t                  enable;
+    ngx_flag_t                  originate;
+    ngx_http_complex_value_t   *trust_sampling;
+    ngx_http_complex_value_t   *segment_name;
+    ngx_array_t                *annotations;   /* ngx_http_xray_field_t */
+    ngx_array_t                *metadata;      /* ngx_http_xray_field_t */
+    ngx_array_t                *redact;        /* ngx_regex_t * */
+    ngx_flag_t                  record_query;
+    ngx_uint_t                  capture_errors;
+    ngx_uint_t                  in_progress;
+} ngx_http_xray_loc_conf_t;
+
+
+typedef struct {
+    u_char                      trace_id[XRAY_TRACE_ID_LEN];
+    u_char                      segment_id[XRAY_ID_LEN];
+    u_char                      upstream_id[XRAY_ID_LEN];
+    u_char                      client_parent[XRAY_ID_LEN];
+
+    ngx_str_t                   header;        /* forwarded upstream */
+    ngx_uint_t                  rule;
+    uint64_t                    decided;       /* microseconds: when the */
+                                               /* upstream call may begin */
+
+    unsigned                    traced:1;      /* has a trace context */
+    unsigned                    has_parent:1;
+    unsigned                    sampled:1;
+    unsigned                    by_rule:1;     /* decided by rule, not client */
+    unsigned                    requested:1;   /* client sent Sampled=? */
+    unsigned                    originated:1;
+    unsigned                    stream:1;      /* text/event-stream */
+    unsigned                    recorded:1;    /* segment written */
+} ngx_http_xray_ctx_t;
+
+
+ngx_http_xray_ctx_t *ngx_http_xray_get_ctx(ngx_http_request_t *r);
+
+char *ngx_http_xray_daemon_init(ngx_conf_t *cf,
+    ngx_http_xray_main_conf_t *xmcf, ngx_str_t *value);
+ngx_int_t ngx_http_xray_emitter_init(ngx_cycle_t *cycle);
+void ngx_http_xray_emitter_exit(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_xray_segment_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_xray_log_handler(ngx_http_request_t *r);
+void ngx_http_xray_in_progress(ngx_http_request_t *r,
+    ngx_http_xray_ctx_t *ctx);
 
 ngx_int_t ngx_http_xray_shm_add(ngx_conf_t *cf,
     ngx_http_xray_main_conf_t *xmcf);
@@ -64,6 +151,13 @@ ngx_uint_t ngx_http_xray_reservoir_take(ngx_http_xray_rule_stats_t *stats,
 
 #define ngx_http_xray_count(xmcf, c)                                         \
     (void) ngx_atomic_fetch_add(&(xmcf)->shm->counters[c], 1)
+
+#define ngx_http_xray_count_n(xmcf, c, n)                                    \
+    (void) ngx_atomic_fetch_add(&(xmcf)->shm->counters[c],                   \
+                                (ngx_atomic_int_t) (n))
+
+
+extern xray_rng_t    ngx_http_xray_rng;
 
 
 extern ngx_module_t  ngx_http_xray_module;

@@ -1,0 +1,969 @@
+/*
+ * The proxy's own segments: built at the end of a request (the log phase, so
+ * a stream's segment covers the whole stream), written as JSON into one
+ * per-worker buffer, and queued on the per-worker emitter that batches them
+ * to the X-Ray daemon over non-blocking UDP.  Nothing here can fail or delay
+ * a request: what cannot be sent is counted.
+ */
+
+#include "ngx_http_xray.h"
+
+
+#define NGX_HTTP_XRAY_DEFAULT_DAEMON  "127.0.0.1:2000"
+#define NGX_HTTP_XRAY_REDACTED        "***"
+/* error logs about the daemon, at most one a worker in this many seconds */
+#define NGX_HTTP_XRAY_LOG_EVERY       60
+
+
+typedef struct {
+    xray_attempt_t              attempt;
+    xray_cause_t                cause;
+    u_char                      id[XRAY_ID_LEN];
+} ngx_http_xray_attempt_t;
+
+
+static ngx_int_t ngx_http_xray_record(ngx_http_request_t *r,
+    ngx_http_xray_ctx_t *ctx, ngx_uint_t in_progress);
+static ngx_int_t ngx_http_xray_fill_upstream(ngx_http_request_t *r,
+    ngx_http_xray_ctx_t *ctx, xray_subsegment_t *sub, uint64_t now,
+    ngx_str_t *path);
+static void ngx_http_xray_failure(ngx_http_upstream_state_t *state,
+    xray_cause_t *cause);
+static ngx_uint_t ngx_http_xray_capture(ngx_http_xray_loc_conf_t *xlcf,
+    ngx_uint_t status);
+static ngx_int_t ngx_http_xray_annotations(ngx_http_request_t *r,
+    ngx_http_xray_loc_conf_t *xlcf, xray_segment_t *seg);
+static ngx_int_t ngx_http_xray_field_value(ngx_http_request_t *r,
+    ngx_http_xray_field_t *f, ngx_array_t *redact, xray_span_t *value);
+static ngx_int_t ngx_http_xray_url(ngx_http_request_t *r,
+    ngx_http_xray_loc_conf_t *xlcf, ngx_str_t *host, ngx_str_t *url,
+    ngx_str_t *path);
+static ngx_int_t ngx_http_xray_redact(ngx_http_request_t *r,
+    ngx_array_t *redact, ngx_str_t *s);
+static ngx_uint_t ngx_http_xray_x_forwarded_for(ngx_http_request_t *r);
+static uint64_t ngx_http_xray_now(void);
+static void ngx_http_xray_queue(ngx_http_xray_main_conf_t *xmcf,
+    u_char *doc, size_t len);
+static void ngx_http_xray_flush_handler(ngx_event_t *ev);
+static void ngx_http_xray_flush(ngx_http_xray_main_conf_t *xmcf);
+static void *ngx_http_xray_alloc(void *data, size_t size);
+
+
+static xray_emitter_t  *ngx_http_xray_emitter;
+static u_char          *ngx_http_xray_doc;      /* XRAY_DOC_MAX bytes */
+static ngx_event_t      ngx_http_xray_flush_event;
+static time_t           ngx_http_xray_logged;
+
+#if (NGX_HTTP_REALIP)
+static ngx_str_t        ngx_http_xray_realip_var =
+                            ngx_string("realip_remote_addr");
+static ngx_int_t        ngx_http_xray_realip_index = NGX_ERROR;
+#endif
+
+
+ngx_int_t
+ngx_http_xray_log_handler(ngx_http_request_t *r)
+{
+    ngx_http_xray_ctx_t  *ctx;
+
+    ctx = ngx_http_xray_get_ctx(r);
+
+    if (ctx == NULL || !ctx->traced || ctx->recorded) {
+        return NGX_OK;
+    }
+
+    ctx->recorded = 1;
+
+    (void) ngx_http_xray_record(r, ctx, 0);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_xray_in_progress(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx)
+{
+    ngx_http_xray_loc_conf_t  *xlcf;
+
+    xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
+
+    if (xlcf->in_progress == NGX_HTTP_XRAY_IN_PROGRESS_ALWAYS
+        || (xlcf->in_progress == NGX_HTTP_XRAY_IN_PROGRESS_STREAM
+            && ctx->stream))
+    {
+        (void) ngx_http_xray_record(r, ctx, 1);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
+    ngx_uint_t in_progress)
+{
+    size_t                      len;
+    uint64_t                    now;
+    ngx_str_t                   name, url, path, host;
+    ngx_uint_t                  status;
+    xray_segment_t              seg;
+    xray_subsegment_t           sub;
+    ngx_http_xray_loc_conf_t   *xlcf;
+    ngx_http_xray_main_conf_t  *xmcf;
+    ngx_http_core_srv_conf_t   *cscf;
+
+    xmcf = ngx_http_get_module_main_conf(r, ngx_http_xray_module);
+    xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
+
+    if (ngx_http_xray_emitter == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (r->err_status) {
+        status = r->err_status;
+
+    } else {
+        status = r->headers_out.status;
+    }
+
+    if (!ctx->sampled) {
+
+        /* errors are recorded whatever the sampling said, if asked to */
+
+        if (in_progress || !ngx_http_xray_capture(xlcf, status)) {
+            return NGX_DECLINED;
+        }
+
+        ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_CAPTURED);
+    }
+
+    now = ngx_http_xray_now();
+
+    ngx_memzero(&seg, sizeof(xray_segment_t));
+
+    if (xlcf->segment_name) {
+        if (ngx_http_complex_value(r, xlcf->segment_name, &name) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        seg.name.data = name.data;
+        seg.name.len = name.len;
+    }
+
+    seg.id = ctx->segment_id;
+    seg.trace_id = ctx->trace_id;
+    seg.parent_id = ctx->has_parent ? ctx->client_parent : NULL;
+    seg.start = (uint64_t) r->start_sec * 1000000
+                + (uint64_t) r->start_msec * 1000;
+    seg.end = now;
+    seg.in_progress = in_progress;
+
+    if (r->headers_in.server.len) {
+        host = r->headers_in.server;
+
+    } else {
+        cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+        host = cscf->server_name;
+    }
+
+    if (ngx_http_xray_url(r, xlcf, &host, &url, &path) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    seg.http.method.data = r->main->method_name.data;
+    seg.http.method.len = r->main->method_name.len;
+    seg.http.url.data = url.data;
+    seg.http.url.len = url.len;
+
+    if (r->headers_in.user_agent) {
+        seg.http.user_agent.data = r->headers_in.user_agent->value.data;
+        seg.http.user_agent.len = r->headers_in.user_agent->value.len;
+    }
+
+    seg.http.client_ip.data = r->connection->addr_text.data;
+    seg.http.client_ip.len = r->connection->addr_text.len;
+    seg.http.x_forwarded_for = ngx_http_xray_x_forwarded_for(r);
+    seg.http.content_length = -1;
+
+    if (!in_progress) {
+        seg.http.status = status;
+        seg.flags = xray_status_flags(status);
+
+        if (r->headers_out.content_length_n >= 0) {
+            seg.http.content_length = r->headers_out.content_length_n;
+        }
+    }
+
+    if (ngx_http_xray_annotations(r, xlcf, &seg) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    seg.sdk_version.data = (u_char *) NGX_HTTP_XRAY_VERSION;
+    seg.sdk_version.len = sizeof(NGX_HTTP_XRAY_VERSION) - 1;
+
+    if (ctx->by_rule) {
+        seg.sampling_rule_name.data =
+                   (u_char *) xmcf->rules.rules[ctx->rule].name;
+        seg.sampling_rule_name.len =
+                   ngx_strlen(xmcf->rules.rules[ctx->rule].name);
+    }
+
+    if (!in_progress && r->upstream_states && r->upstream_states->nelts) {
+
+        ngx_memzero(&sub, sizeof(xray_subsegment_t));
+
+        if (ngx_http_xray_fill_upstream(r, ctx, &sub, now, &path) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        seg.subsegment = &sub;
+
+        /* the proxy's answer came from a failed upstream call */
+        if (sub.cause && status >= 500) {
+            seg.cause = sub.cause;
+        }
+    }
+
+    len = xray_segment_write(ngx_http_xray_doc, XRAY_DOC_MAX, &seg, 1);
+
+    if (len == 0 && seg.subsegment) {
+
+        /* too large for one datagram: the subsegment goes on its own */
+
+        len = xray_subsegment_write(ngx_http_xray_doc, XRAY_DOC_MAX,
+                                    seg.subsegment, ctx->trace_id,
+                                    ctx->segment_id);
+        if (len) {
+            ngx_http_xray_queue(xmcf, ngx_http_xray_doc, len);
+
+        } else {
+            ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_DROPPED_TOO_LARGE);
+        }
+
+        ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_SPLIT);
+
+        len = xray_segment_write(ngx_http_xray_doc, XRAY_DOC_MAX, &seg, 0);
+    }
+
+    if (len == 0) {
+        ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_DROPPED_TOO_LARGE);
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "xray: segment larger than a datagram, dropped");
+        return NGX_DECLINED;
+    }
+
+    ngx_http_xray_count(xmcf, in_progress ? NGX_HTTP_XRAY_IN_PROGRESS
+                                          : NGX_HTTP_XRAY_SEGMENTS);
+
+    ngx_http_xray_queue(xmcf, ngx_http_xray_doc, len);
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_xray_capture(ngx_http_xray_loc_conf_t *xlcf, ngx_uint_t status)
+{
+    switch (xlcf->capture_errors) {
+
+    case NGX_HTTP_XRAY_CAPTURE_4XX:
+        return status >= 400;
+
+    case NGX_HTTP_XRAY_CAPTURE_5XX:
+        return status >= 500;
+
+    default: /* NGX_HTTP_XRAY_CAPTURE_OFF */
+        return 0;
+    }
+}
+
+
+/*
+ * The remote subsegment of the upstream call: its id is the Parent that was
+ * forwarded, so the upstream's own segment nests under it.  nginx keeps one
+ * state per attempt (proxy_next_upstream) with durations but no start time:
+ * attempts are laid end to end from the moment the decision was taken.
+ */
+
+static ngx_int_t
+ngx_http_xray_fill_upstream(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
+    xray_subsegment_t *sub, uint64_t now, ngx_str_t *path)
+{
+    u_char                     *p, *ids;
+    uint64_t                    t;
+    ngx_str_t                  *host, url;
+    ngx_uint_t                  i, n;
+    xray_cause_t               *causes;
+    xray_attempt_t             *att, *last;
+    ngx_http_upstream_t        *u;
+    ngx_http_upstream_state_t  *state;
+
+    state = r->upstream_states->elts;
+    n = r->upstream_states->nelts;
+
+    /* per attempt: the attempt, a cause, and ids for both */
+    att = ngx_pcalloc(r->pool, n * (sizeof(xray_attempt_t)
+                                    + sizeof(xray_cause_t)
+                                    + 2 * XRAY_ID_LEN));
+    if (att == NULL) {
+        return NGX_ERROR;
+    }
+
+    causes = (xray_cause_t *) (att + n);
+    ids = (u_char *) (causes + n);
+
+    t = ctx->decided;
+    last = NULL;
+
+    for (i = 0; i < n; i++) {
+
+        /* a separator between the upstream calls of internal redirects */
+        if (state[i].peer == NULL && state[i].status == 0) {
+            continue;
+        }
+
+        last = &att[sub->nattempts++];
+
+        xray_id_segment(&ngx_http_xray_rng, ids);
+        last->id = ids;
+        ids += XRAY_ID_LEN;
+
+        if (state[i].peer) {
+            last->peer.data = state[i].peer->data;
+            last->peer.len = state[i].peer->len;
+        }
+
+        last->start = ngx_min(t, now);
+
+        if (state[i].response_time != (ngx_msec_t) -1) {
+            t += (uint64_t) state[i].response_time * 1000;
+
+        } else {
+            t = now;
+        }
+
+        last->end = ngx_max(ngx_min(t, now), last->start);
+
+        last->connect_time = state[i].connect_time == (ngx_msec_t) -1
+                             ? -1 : (int64_t) state[i].connect_time;
+        last->header_time = state[i].header_time == (ngx_msec_t) -1
+                            ? -1 : (int64_t) state[i].header_time;
+        last->response_time = state[i].response_time == (ngx_msec_t) -1
+                              ? -1 : (int64_t) state[i].response_time;
+
+        if (state[i].header_time != (ngx_msec_t) -1 && state[i].status) {
+            last->status = state[i].status;
+            continue;
+        }
+
+        /* no response at all: say why, as far as nginx recorded it */
+
+        xray_id_segment(&ngx_http_xray_rng, ids);
+        causes[i].id = ids;
+        ids += XRAY_ID_LEN;
+        causes[i].remote = 1;
+        ngx_http_xray_failure(&state[i], &causes[i]);
+        last->cause = &causes[i];
+    }
+
+    if (last == NULL) {
+        return NGX_OK;
+    }
+
+    sub->id = ctx->upstream_id;
+    sub->attempts = att;
+    sub->start = ctx->decided;
+    sub->end = ngx_max(last->end, sub->start);
+
+    sub->http.method.data = r->main->method_name.data;
+    sub->http.method.len = r->main->method_name.len;
+    sub->http.content_length = -1;
+
+    u = r->upstream;
+    host = NULL;
+
+    if (u && u->upstream) {
+        host = &u->upstream->host;
+
+    } else if (u && u->resolved && u->resolved->host.len) {
+        host = &u->resolved->host;
+    }
+
+    if (host) {
+        sub->name.data = host->data;
+        sub->name.len = host->len;
+
+        url.len = u->schema.len + host->len + path->len;
+
+        if (u->upstream && u->upstream->port) {
+            url.len += sizeof(":65535") - 1;
+        }
+
+        url.data = ngx_pnalloc(r->pool, url.len);
+        if (url.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_copy(url.data, u->schema.data, u->schema.len);
+        p = ngx_copy(p, host->data, host->len);
+
+        if (u->upstream && u->upstream->port) {
+            p = ngx_sprintf(p, ":%ui", (ngx_uint_t) u->upstream->port);
+        }
+
+        p = ngx_copy(p, path->data, path->len);
+
+        sub->http.url.data = url.data;
+        sub->http.url.len = p - url.data;
+    }
+
+    if (last->status) {
+        sub->http.status = last->status;
+        sub->flags = xray_status_flags(last->status);
+
+    } else {
+        sub->flags = XRAY_FLAG_FAULT;
+        sub->cause = last->cause;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_xray_failure(ngx_http_upstream_state_t *state, xray_cause_t *cause)
+{
+    ngx_uint_t   timeout, connected;
+    const char  *type, *message;
+
+    timeout = (state->status == NGX_HTTP_GATEWAY_TIME_OUT);
+    connected = (state->connect_time != (ngx_msec_t) -1);
+
+    if (state->peer == NULL) {
+        type = "NoLiveUpstreams";
+        message = "no live upstreams";
+
+    } else if (!connected && timeout) {
+        type = "UpstreamConnectTimeout";
+        message = "upstream timed out while connecting";
+
+    } else if (!connected) {
+        type = "UpstreamConnectFailed";
+        message = "connecting to the upstream failed (refused or unreachable)";
+
+    } else if (timeout) {
+        type = "UpstreamTimeout";
+        message = "upstream timed out waiting for the response header";
+
+    } else {
+        type = "UpstreamError";
+        message = "upstream closed or reset the connection, or sent an "
+                  "invalid response";
+    }
+
+    cause->type.data = (const u_char *) type;
+    cause->type.len = ngx_strlen(type);
+    cause->message.data = (const u_char *) message;
+    cause->message.len = ngx_strlen(message);
+}
+
+
+static ngx_int_t
+ngx_http_xray_annotations(ngx_http_request_t *r,
+    ngx_http_xray_loc_conf_t *xlcf, xray_segment_t *seg)
+{
+    ngx_uint_t              i;
+    xray_metadata_t        *md;
+    xray_annotation_t      *an;
+    ngx_http_xray_field_t  *f;
+
+    if (xlcf->annotations) {
+        f = xlcf->annotations->elts;
+
+        an = ngx_palloc(r->pool,
+                        xlcf->annotations->nelts * sizeof(xray_annotation_t));
+        if (an == NULL) {
+            return NGX_ERROR;
+        }
+
+        seg->annotations = an;
+
+        for (i = 0; i < xlcf->annotations->nelts; i++) {
+            if (ngx_http_xray_field_value(r, &f[i], xlcf->redact,
+                                          &an->value)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            /* an empty value is omitted, never sent as "" or null */
+            if (an->value.len == 0) {
+                continue;
+            }
+
+            an->key.data = f[i].key.data;
+            an->key.len = f[i].key.len;
+            an->kind = f[i].kind;
+            an++;
+        }
+
+        seg->nannotations = an - seg->annotations;
+    }
+
+    if (xlcf->metadata) {
+        f = xlcf->metadata->elts;
+
+        md = ngx_palloc(r->pool,
+                        xlcf->metadata->nelts * sizeof(xray_metadata_t));
+        if (md == NULL) {
+            return NGX_ERROR;
+        }
+
+        seg->metadata = md;
+
+        for (i = 0; i < xlcf->metadata->nelts; i++) {
+            if (ngx_http_xray_field_value(r, &f[i], xlcf->redact,
+                                          &md->value)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            if (md->value.len == 0) {
+                continue;
+            }
+
+            md->key.data = f[i].key.data;
+            md->key.len = f[i].key.len;
+            md++;
+        }
+
+        seg->nmetadata = md - seg->metadata;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_xray_field_value(ngx_http_request_t *r, ngx_http_xray_field_t *f,
+    ngx_array_t *redact, xray_span_t *value)
+{
+    ngx_str_t  v;
+
+    if (ngx_http_complex_value(r, &f->value, &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_xray_redact(r, redact, &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    value->data = v.data;
+    value->len = v.len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The URL as the client asked for it: scheme, Host, path as sent, and the
+ * query string only with xray_record_query on; redactions applied.  path is
+ * the part after the host, for the upstream call's URL.
+ */
+
+static ngx_int_t
+ngx_http_xray_url(ngx_http_request_t *r, ngx_http_xray_loc_conf_t *xlcf,
+    ngx_str_t *host, ngx_str_t *url, ngx_str_t *path)
+{
+    u_char      *p, *q;
+    ngx_str_t    scheme;
+    ngx_uint_t   ssl;
+
+    ssl = 0;
+
+#if (NGX_HTTP_SSL)
+    ssl = (r->connection->ssl != NULL);
+#endif
+
+    ngx_str_set(&scheme, "http://");
+
+    if (ssl) {
+        ngx_str_set(&scheme, "https://");
+    }
+
+    path->data = r->main->unparsed_uri.data;
+    path->len = r->main->unparsed_uri.len;
+
+    if (!xlcf->record_query) {
+        q = ngx_strlchr(path->data, path->data + path->len, '?');
+
+        if (q) {
+            path->len = q - path->data;
+        }
+    }
+
+    if (ngx_http_xray_redact(r, xlcf->redact, path) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    url->len = scheme.len + host->len + path->len;
+    url->data = ngx_pnalloc(r->pool, url->len);
+    if (url->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_copy(url->data, scheme.data, scheme.len);
+    p = ngx_copy(p, host->data, host->len);
+    ngx_memcpy(p, path->data, path->len);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Masks every match of every xray_redact regex in s: the first capture
+ * group if the regex has one (so "token=([^&]+)" keeps "token="), else the
+ * whole match.  s is replaced by a copy only when something matched.
+ */
+
+static ngx_int_t
+ngx_http_xray_redact(ngx_http_request_t *r, ngx_array_t *redact,
+    ngx_str_t *s)
+{
+#if (NGX_PCRE)
+    int           captures[6];
+    u_char       *p, *buf, *end;
+    size_t        start, mstart, mend;
+    ngx_int_t     rc;
+    ngx_str_t     rest;
+    ngx_uint_t    i;
+    ngx_regex_t **re;
+
+    if (redact == NULL || s->len == 0) {
+        return NGX_OK;
+    }
+
+    re = redact->elts;
+
+    for (i = 0; i < redact->nelts; i++) {
+
+        buf = NULL;
+        p = NULL;
+        end = NULL;
+        start = 0;
+
+        while (start <= s->len) {
+            rest.data = s->data + start;
+            rest.len = s->len - start;
+
+            rc = ngx_regex_exec(re[i], &rest, captures, 6);
+
+            if (rc == NGX_REGEX_NO_MATCHED) {
+                break;
+            }
+
+            if (rc < 0) {
+                ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                              ngx_regex_exec_n " failed: %i", rc);
+                return NGX_ERROR;
+            }
+
+            if (rc != 1 && captures[2] >= 0) {
+                mstart = captures[2];
+                mend = captures[3];
+
+            } else {
+                mstart = captures[0];
+                mend = captures[1];
+            }
+
+            if (buf == NULL) {
+                /* at worst every byte becomes a mask */
+                buf = ngx_pnalloc(r->pool, s->len
+                                  * (sizeof(NGX_HTTP_XRAY_REDACTED) - 1) + 1);
+                if (buf == NULL) {
+                    return NGX_ERROR;
+                }
+
+                p = buf;
+                end = s->data;
+            }
+
+            p = ngx_copy(p, end, s->data + start + mstart - end);
+
+            if (mend > mstart) {
+                p = ngx_cpymem(p, NGX_HTTP_XRAY_REDACTED,
+                               sizeof(NGX_HTTP_XRAY_REDACTED) - 1);
+            }
+
+            end = s->data + start + mend;
+
+            /* an empty match must still move on */
+            start += ngx_max((size_t) captures[1], (size_t) 1);
+        }
+
+        if (buf) {
+            p = ngx_copy(p, end, s->data + s->len - end);
+            s->data = buf;
+            s->len = p - buf;
+        }
+    }
+
+#endif
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_xray_x_forwarded_for(ngx_http_request_t *r)
+{
+#if (NGX_HTTP_REALIP)
+    ngx_http_variable_value_t  *v;
+
+    /* the realip module replaced the peer's address with a forwarded one */
+
+    if (ngx_http_xray_realip_index == NGX_ERROR) {
+        return 0;
+    }
+
+    v = ngx_http_get_indexed_variable(r, ngx_http_xray_realip_index);
+
+    if (v == NULL || v->not_found) {
+        return 0;
+    }
+
+    return v->len != r->connection->addr_text.len
+           || ngx_strncmp(v->data, r->connection->addr_text.data, v->len)
+              != 0;
+#else
+    return 0;
+#endif
+}
+
+
+ngx_int_t
+ngx_http_xray_segment_init(ngx_conf_t *cf)
+{
+#if (NGX_HTTP_REALIP)
+    ngx_http_xray_realip_index =
+                ngx_http_get_variable_index(cf, &ngx_http_xray_realip_var);
+#endif
+
+    return NGX_OK;
+}
+
+
+static uint64_t
+ngx_http_xray_now(void)
+{
+    struct timeval  tv;
+
+    ngx_gettimeofday(&tv);
+
+    return (uint64_t) tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+
+static void
+ngx_http_xray_queue(ngx_http_xray_main_conf_t *xmcf, u_char *doc,
+    size_t len)
+{
+    size_t  pending;
+
+    (void) xray_emitter_queue(ngx_http_xray_emitter, doc, len);
+
+    pending = xray_emitter_pending(ngx_http_xray_emitter);
+
+    /* a full batch goes at once; so does one the emitter had to flush */
+    if (pending == 0 || pending >= xmcf->batch) {
+        ngx_http_xray_flush(xmcf);
+        return;
+    }
+
+    if (!ngx_http_xray_flush_event.timer_set) {
+        ngx_add_timer(&ngx_http_xray_flush_event, xmcf->flush);
+    }
+}
+
+
+static void
+ngx_http_xray_flush_handler(ngx_event_t *ev)
+{
+    ngx_http_xray_flush(ev->data);
+}
+
+
+static void
+ngx_http_xray_flush(ngx_http_xray_main_conf_t *xmcf)
+{
+    ngx_uint_t         dropped;
+    xray_emit_stats_t  st;
+
+    if (ngx_http_xray_emitter == NULL) {
+        return;
+    }
+
+    xray_emitter_flush(ngx_http_xray_emitter);
+    xray_emitter_take_stats(ngx_http_xray_emitter, &st);
+
+    ngx_http_xray_count_n(xmcf, NGX_HTTP_XRAY_DOCS_QUEUED, st.queued);
+    ngx_http_xray_count_n(xmcf, NGX_HTTP_XRAY_DOCS_SENT, st.sent);
+    ngx_http_xray_count_n(xmcf, NGX_HTTP_XRAY_BYTES_SENT, st.sent_bytes);
+    ngx_http_xray_count_n(xmcf, NGX_HTTP_XRAY_DROPPED_FULL, st.dropped_full);
+    ngx_http_xray_count_n(xmcf, NGX_HTTP_XRAY_DROPPED_REFUSED,
+                          st.dropped_refused);
+    ngx_http_xray_count_n(xmcf, NGX_HTTP_XRAY_DROPPED_TOO_LARGE,
+                          st.dropped_too_large);
+    ngx_http_xray_count_n(xmcf, NGX_HTTP_XRAY_DROPPED_OTHER,
+                          st.dropped_other);
+
+    dropped = st.dropped_full + st.dropped_refused + st.dropped_too_large
+              + st.dropped_other;
+
+    if (dropped && ngx_time() - ngx_http_xray_logged
+                   >= NGX_HTTP_XRAY_LOG_EVERY)
+    {
+        ngx_http_xray_logged = ngx_time();
+
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, st.last_errno,
+                      "xray: %ui segment document(s) not sent to the daemon "
+                      "at %V (counted; this message is repeated at most "
+                      "every %d seconds)",
+                      dropped, &xmcf->daemon, NGX_HTTP_XRAY_LOG_EVERY);
+    }
+}
+
+
+ngx_int_t
+ngx_http_xray_emitter_init(ngx_cycle_t *cycle)
+{
+    char                        err[XRAY_EMIT_ERR_LEN];
+    xray_emitter_conf_t         conf;
+    ngx_http_xray_main_conf_t  *xmcf;
+
+    xmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_xray_module);
+
+    if (xmcf == NULL || !xmcf->enabled) {
+        return NGX_OK;
+    }
+
+    ngx_http_xray_doc = ngx_alloc(XRAY_DOC_MAX, cycle->log);
+    if (ngx_http_xray_doc == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&conf, sizeof(xray_emitter_conf_t));
+
+    conf.sockaddr = xmcf->daemon_addr.sockaddr;
+    conf.socklen = xmcf->daemon_addr.socklen;
+    conf.batch = xmcf->batch;
+    conf.alloc = ngx_http_xray_alloc;
+    conf.alloc_data = cycle->pool;
+
+    ngx_http_xray_emitter = xray_emitter_create(&conf, err, sizeof(err));
+
+    if (ngx_http_xray_emitter == NULL) {
+        /* tracing is lost, requests are not: say it loudly, once */
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "xray: no segments will be sent: %s", err);
+        return NGX_OK;
+    }
+
+    ngx_http_xray_flush_event.handler = ngx_http_xray_flush_handler;
+    ngx_http_xray_flush_event.data = xmcf;
+    ngx_http_xray_flush_event.log = cycle->log;
+    ngx_http_xray_flush_event.cancelable = 1;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_xray_emitter_exit(ngx_cycle_t *cycle)
+{
+    ngx_http_xray_main_conf_t  *xmcf;
+
+    if (ngx_http_xray_emitter == NULL) {
+        return;
+    }
+
+    xmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_xray_module);
+
+    /* a graceful quit or reload loses nothing already queued */
+    ngx_http_xray_flush(xmcf);
+
+    xray_emitter_destroy(ngx_http_xray_emitter);
+    ngx_http_xray_emitter = NULL;
+}
+
+
+static void *
+ngx_http_xray_alloc(void *data, size_t size)
+{
+    return ngx_palloc((ngx_pool_t *) data, size);
+}
+
+
+char *
+ngx_http_xray_daemon_init(ngx_conf_t *cf, ngx_http_xray_main_conf_t *xmcf,
+    ngx_str_t *value)
+{
+    char                     err[XRAY_EMIT_ERR_LEN];
+    char                    *env;
+    socklen_t                len;
+    ngx_str_t                addr;
+    const char              *what;
+    xray_daemon_addr_t       da;
+    struct sockaddr_storage  ss;
+
+    if (value) {
+        addr = *value;
+        what = "xray_daemon";
+
+    } else {
+        env = getenv("AWS_XRAY_DAEMON_ADDRESS");
+
+        if (env && *env) {
+            addr.data = (u_char *) env;
+            addr.len = ngx_strlen(env);
+            what = "AWS_XRAY_DAEMON_ADDRESS";
+
+        } else {
+            ngx_str_set(&addr, NGX_HTTP_XRAY_DEFAULT_DAEMON);
+            what = "default daemon address";
+        }
+    }
+
+    if (xray_daemon_addr_parse((char *) addr.data, addr.len, &da, err,
+                               sizeof(err))
+        != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid %s: %s", what, err);
+        return NGX_CONF_ERROR;
+    }
+
+    if (xray_daemon_resolve(da.udp.host, da.udp.host_len, da.udp.port, &ss,
+                            &len, err, sizeof(err))
+        != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid %s: %s", what, err);
+        return NGX_CONF_ERROR;
+    }
+
+    xmcf->daemon_addr.sockaddr = ngx_pcalloc(cf->pool, len);
+    if (xmcf->daemon_addr.sockaddr == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(xmcf->daemon_addr.sockaddr, &ss, len);
+    xmcf->daemon_addr.socklen = len;
+
+    xmcf->daemon.data = ngx_pstrdup(cf->pool, &addr);
+    if (xmcf->daemon.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    xmcf->daemon.len = addr.len;
+
+    return NGX_CONF_OK;
+}
