@@ -13,7 +13,10 @@
 static ngx_int_t ngx_http_xray_handler(ngx_http_request_t *r);
 static void ngx_http_xray_cleanup(void *data);
 static ngx_int_t ngx_http_xray_read_context(ngx_http_request_t *r,
-    ngx_http_xray_ctx_t *ctx, xray_trace_ctx_t *tc, ngx_table_elt_t **first);
+    ngx_http_xray_ctx_t *ctx, xray_trace_ctx_t *tc, ngx_table_elt_t **first,
+    ngx_uint_t *invalid);
+static ngx_int_t ngx_http_xray_read_alternative(ngx_http_request_t *r,
+    xray_trace_ctx_t *tc, ngx_uint_t *invalid);
 static void ngx_http_xray_decide(ngx_http_request_t *r,
     ngx_http_xray_ctx_t *ctx, xray_sampled_e client);
 static ngx_int_t ngx_http_xray_forward(ngx_http_request_t *r,
@@ -23,6 +26,10 @@ static void ngx_http_xray_remove_headers(ngx_list_t *list,
     ngx_table_elt_t *keep);
 
 static ngx_int_t ngx_http_xray_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_xray_cors(ngx_http_request_t *r);
+static ngx_table_elt_t *ngx_http_xray_find(ngx_list_t *list, ngx_str_t *name);
+static ngx_uint_t ngx_http_xray_list_has(u_char *p, u_char *last,
+    ngx_str_t *token);
 
 static ngx_int_t ngx_http_xray_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -151,6 +158,27 @@ static ngx_command_t  ngx_http_xray_commands[] = {
       offsetof(ngx_http_xray_loc_conf_t, in_progress),
       &ngx_http_xray_in_progress_values },
 
+    { ngx_string("xray_cors"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_xray_loc_conf_t, cors),
+      NULL },
+
+    { ngx_string("xray_sse"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_xray_loc_conf_t, sse),
+      NULL },
+
+    { ngx_string("xray_trace_context"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_xray_loc_conf_t, trace_context),
+      NULL },
+
       ngx_null_command
 };
 
@@ -230,6 +258,7 @@ ngx_http_xray_handler(ngx_http_request_t *r)
 {
     ngx_int_t                   rc;
     ngx_str_t                   trust;
+    ngx_uint_t                  invalid;
     struct timeval              tv;
     ngx_table_elt_t            *h;
     xray_trace_ctx_t            tc;
@@ -271,11 +300,18 @@ ngx_http_xray_handler(ngx_http_request_t *r)
 
     ngx_memzero(&tc, sizeof(xray_trace_ctx_t));
 
-    rc = ngx_http_xray_read_context(r, ctx, &tc, &h);
+    rc = ngx_http_xray_read_context(r, ctx, &tc, &h, &invalid);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
 
     if (rc == NGX_DECLINED) {
-        if (h != NULL) {
+        if (invalid) {
             ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_INVALID);
+        }
+
+        if (h != NULL) {
             ngx_http_xray_remove_headers(&r->headers_in.headers, NULL);
             h = NULL;
         }
@@ -378,15 +414,18 @@ ngx_http_xray_cleanup(void *data)
 
 
 /*
- * Finds and validates the client's trace header.  Returns NGX_OK with ctx
- * and tc filled in, or NGX_DECLINED: with *first NULL when there was no
- * header, with *first set when there was one that must be dropped.
+ * Finds and validates the client's trace context: the X-Amzn-Trace-Id
+ * header, or else xray_trace_context.  Returns NGX_OK with ctx and tc filled
+ * in, NGX_DECLINED when there is no usable context (*invalid says whether
+ * one was dropped; *first points at the header element if one came), or
+ * NGX_ERROR.
  */
 
 static ngx_int_t
 ngx_http_xray_read_context(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
-    xray_trace_ctx_t *tc, ngx_table_elt_t **first)
+    xray_trace_ctx_t *tc, ngx_table_elt_t **first, ngx_uint_t *invalid)
 {
+    ngx_int_t          ret;
     ngx_uint_t         i, n;
     const char        *reason;
     ngx_list_part_t   *part;
@@ -394,6 +433,7 @@ ngx_http_xray_read_context(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
     xray_header_rc_e   rc;
 
     *first = NULL;
+    *invalid = 0;
     reason = NULL;
     n = 0;
 
@@ -431,25 +471,34 @@ ngx_http_xray_read_context(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
     }
 
     if (n == 0) {
-        return NGX_DECLINED;
-    }
+        ret = ngx_http_xray_read_alternative(r, tc, invalid);
 
-    if (reason == NULL) {
-        rc = xray_header_parse((*first)->value.data, (*first)->value.len, tc);
-
-        if (rc != XRAY_HEADER_OK) {
-            reason = xray_header_strerror(rc);
+        if (ret != NGX_OK) {
+            return ret;
         }
-    }
 
-    if (reason != NULL) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "xray: dropped client's X-Amzn-Trace-Id: %s", reason);
-        return NGX_DECLINED;
-    }
+    } else {
 
-    if (n > 1) {
-        ngx_http_xray_remove_headers(&r->headers_in.headers, *first);
+        if (reason == NULL) {
+            rc = xray_header_parse((*first)->value.data, (*first)->value.len,
+                                   tc);
+
+            if (rc != XRAY_HEADER_OK) {
+                reason = xray_header_strerror(rc);
+            }
+        }
+
+        if (reason != NULL) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "xray: dropped client's X-Amzn-Trace-Id: %s",
+                          reason);
+            *invalid = 1;
+            return NGX_DECLINED;
+        }
+
+        if (n > 1) {
+            ngx_http_xray_remove_headers(&r->headers_in.headers, *first);
+        }
     }
 
     ngx_memcpy(ctx->trace_id, tc->root, XRAY_TRACE_ID_LEN);
@@ -460,6 +509,69 @@ ngx_http_xray_read_context(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * xray_trace_context: trace context from elsewhere than the header, for
+ * clients that cannot set one (EventSource), typically a query argument.
+ * It is URL-decoded, then held to exactly the header's rules.
+ */
+
+static ngx_int_t
+ngx_http_xray_read_alternative(ngx_http_request_t *r, xray_trace_ctx_t *tc,
+    ngx_uint_t *invalid)
+{
+    u_char                    *dst, *src;
+    ngx_str_t                  value;
+    xray_header_rc_e           rc;
+    ngx_http_xray_loc_conf_t  *xlcf;
+
+    xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
+
+    if (xlcf->trace_context == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_complex_value(r, xlcf->trace_context, &value) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (value.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    if (value.len > 3 * XRAY_HEADER_MAX_LEN) {
+        rc = XRAY_HEADER_TOO_LONG;
+        goto dropped;
+    }
+
+    dst = ngx_pnalloc(r->pool, value.len);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    src = value.data;
+    value.data = dst;
+
+    ngx_unescape_uri(&dst, &src, value.len, 0);
+
+    value.len = dst - value.data;
+
+    rc = xray_header_parse(value.data, value.len, tc);
+
+    if (rc == XRAY_HEADER_OK) {
+        return NGX_OK;
+    }
+
+dropped:
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "xray: dropped trace context from xray_trace_context: %s",
+                  xray_header_strerror(rc));
+    *invalid = 1;
+
+    return NGX_DECLINED;
 }
 
 
@@ -604,14 +716,37 @@ ngx_http_xray_remove_headers(ngx_list_t *list, ngx_table_elt_t *keep)
 static ngx_int_t
 ngx_http_xray_header_filter(ngx_http_request_t *r)
 {
-    u_char               *p;
-    ngx_uint_t            i;
-    ngx_list_part_t      *part;
-    ngx_table_elt_t      *h, *found;
-    ngx_http_xray_ctx_t  *ctx;
+    u_char                    *p;
+    ngx_uint_t                 i, stream;
+    ngx_list_part_t           *part;
+    ngx_table_elt_t           *h, *found;
+    ngx_http_xray_ctx_t       *ctx;
+    ngx_http_xray_loc_conf_t  *xlcf;
 
     if (r != r->main) {
         return ngx_http_next_header_filter(r);
+    }
+
+    xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
+
+    if (xlcf->cors && ngx_http_xray_cors(r) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    stream = (r->headers_out.content_type.len
+                  >= sizeof("text/event-stream") - 1
+              && ngx_strncasecmp(r->headers_out.content_type.data,
+                                 (u_char *) "text/event-stream",
+                                 sizeof("text/event-stream") - 1)
+                 == 0);
+
+    /*
+     * the upstream module reads u->buffering only after the header is sent,
+     * as it does after X-Accel-Buffering: events then go out as they come
+     */
+
+    if (stream && xlcf->sse && r->upstream) {
+        r->upstream->buffering = 0;
     }
 
     ctx = ngx_http_xray_get_ctx(r);
@@ -620,14 +755,7 @@ ngx_http_xray_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
-    if (r->headers_out.content_type.len >= sizeof("text/event-stream") - 1
-        && ngx_strncasecmp(r->headers_out.content_type.data,
-                           (u_char *) "text/event-stream",
-                           sizeof("text/event-stream") - 1)
-           == 0)
-    {
-        ctx->stream = 1;
-    }
+    ctx->stream = stream;
 
     if (ctx->sampled) {
         ngx_http_xray_in_progress(r, ctx);
@@ -693,6 +821,243 @@ ngx_http_xray_header_filter(ngx_http_request_t *r)
                                           NULL);
 
     return ngx_http_next_header_filter(r);
+}
+
+
+/*
+ * xray_cors: extends a CORS policy that is already there (from the upstream
+ * or add_header) so that browsers may send the trace header, and page
+ * scripts may read it.  A response without Access-Control-Allow-Origin has
+ * no policy and is left alone; Allow-Origin, -Credentials and -Methods are
+ * never touched: who may call stays exactly as configured.
+ */
+
+static ngx_int_t
+ngx_http_xray_cors(ngx_http_request_t *r)
+{
+    u_char           *p, *q, *end;
+    size_t            len;
+    ngx_str_t         name, *token;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *first;
+
+    static ngx_str_t  origin = ngx_string("Access-Control-Allow-Origin");
+    static ngx_str_t  request = ngx_string("Access-Control-Request-Method");
+    static ngx_str_t  allow = ngx_string("Access-Control-Allow-Headers");
+    static ngx_str_t  expose = ngx_string("Access-Control-Expose-Headers");
+
+    if (ngx_http_xray_find(&r->headers_out.headers, &origin) == NULL) {
+        return NGX_OK;
+    }
+
+    /* a preflight asks what may be sent; an actual response, what is read */
+
+    if (r->method == NGX_HTTP_OPTIONS
+        && ngx_http_xray_find(&r->headers_in.headers, &request))
+    {
+        name = allow;
+
+    } else {
+        name = expose;
+    }
+
+    token = &ngx_http_xray_header_name;
+
+    /* every line of that header, merged into the first, without repeats */
+
+    first = NULL;
+    len = token->len;
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0
+            || h[i].key.len != name.len
+            || ngx_strncasecmp(h[i].key.data, name.data, name.len) != 0)
+        {
+            continue;
+        }
+
+        if (first == NULL) {
+            first = &h[i];
+        }
+
+        len += h[i].value.len + sizeof(", ") - 1;
+    }
+
+    if (first == NULL) {
+        first = ngx_list_push(&r->headers_out.headers);
+        if (first == NULL) {
+            return NGX_ERROR;
+        }
+
+        first->hash = 1;
+        first->key = name;
+        first->lowcase_key = NULL;
+        first->value = *token;
+#if (nginx_version >= 1023000)
+        first->next = NULL;
+#endif
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    end = p;
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0
+            || h[i].key.len != name.len
+            || ngx_strncasecmp(h[i].key.data, name.data, name.len) != 0)
+        {
+            continue;
+        }
+
+        /* split on commas, trim optional whitespace, keep first spellings */
+
+        q = h[i].value.data;
+
+        while (q < h[i].value.data + h[i].value.len) {
+            ngx_str_t  t;
+
+            t.data = q;
+
+            while (q < h[i].value.data + h[i].value.len && *q != ',') {
+                q++;
+            }
+
+            t.len = q - t.data;
+            q++;
+
+            while (t.len && (t.data[0] == ' ' || t.data[0] == '\t')) {
+                t.data++;
+                t.len--;
+            }
+
+            while (t.len && (t.data[t.len - 1] == ' '
+                             || t.data[t.len - 1] == '\t'))
+            {
+                t.len--;
+            }
+
+            if (t.len == 0 || ngx_http_xray_list_has(p, end, &t)) {
+                continue;
+            }
+
+            if (end != p) {
+                *end++ = ',';
+                *end++ = ' ';
+            }
+
+            end = ngx_cpymem(end, t.data, t.len);
+        }
+
+        if (&h[i] != first) {
+            h[i].hash = 0;
+        }
+    }
+
+    if (!ngx_http_xray_list_has(p, end, token)) {
+        if (end != p) {
+            *end++ = ',';
+            *end++ = ' ';
+        }
+
+        end = ngx_cpymem(end, token->data, token->len);
+    }
+
+    first->value.data = p;
+    first->value.len = end - p;
+
+    return NGX_OK;
+}
+
+
+static ngx_table_elt_t *
+ngx_http_xray_find(ngx_list_t *list, ngx_str_t *name)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &list->part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash != 0
+            && h[i].key.len == name->len
+            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+/* whether a ", "-separated list holds token, compared case-insensitively */
+
+static ngx_uint_t
+ngx_http_xray_list_has(u_char *p, u_char *last, ngx_str_t *token)
+{
+    u_char  *q;
+
+    while (p < last) {
+        q = p;
+
+        while (q < last && *q != ',') {
+            q++;
+        }
+
+        if ((size_t) (q - p) == token->len
+            && ngx_strncasecmp(p, token->data, token->len) == 0)
+        {
+            return 1;
+        }
+
+        p = q + 2;
+    }
+
+    return 0;
 }
 
 
@@ -833,6 +1198,7 @@ ngx_http_xray_create_loc_conf(ngx_conf_t *cf)
      *
      *     xlcf->trust_sampling = NULL;
      *     xlcf->segment_name = NULL;
+     *     xlcf->trace_context = NULL;
      */
 
     xlcf->enable = NGX_CONF_UNSET;
@@ -843,6 +1209,8 @@ ngx_http_xray_create_loc_conf(ngx_conf_t *cf)
     xlcf->record_query = NGX_CONF_UNSET;
     xlcf->capture_errors = NGX_CONF_UNSET_UINT;
     xlcf->in_progress = NGX_CONF_UNSET_UINT;
+    xlcf->cors = NGX_CONF_UNSET;
+    xlcf->sse = NGX_CONF_UNSET;
 
     return xlcf;
 }
@@ -866,6 +1234,13 @@ ngx_http_xray_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->segment_name == NULL) {
         conf->segment_name = prev->segment_name;
     }
+
+    if (conf->trace_context == NULL) {
+        conf->trace_context = prev->trace_context;
+    }
+
+    ngx_conf_merge_value(conf->cors, prev->cors, 0);
+    ngx_conf_merge_value(conf->sse, prev->sse, 0);
 
     /*
      * lists are inherited whole, as add_header's are: a level that sets

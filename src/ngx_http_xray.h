@@ -107,6 +107,9 @@ typedef struct {
     ngx_flag_t                  record_query;
     ngx_uint_t                  capture_errors;
     ngx_uint_t                  in_progress;
+    ngx_flag_t                  cors;
+    ngx_flag_t                  sse;
+    ngx_http_complex_value_t   *trace_context; /* when no header came */
 } ngx_http_xray_loc_conf_t;
 
 

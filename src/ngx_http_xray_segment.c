@@ -32,7 +32,9 @@ static void ngx_http_xray_failure(ngx_http_upstream_state_t *state,
 static ngx_uint_t ngx_http_xray_capture(ngx_http_xray_loc_conf_t *xlcf,
     ngx_uint_t status);
 static ngx_int_t ngx_http_xray_annotations(ngx_http_request_t *r,
-    ngx_http_xray_loc_conf_t *xlcf, xray_segment_t *seg);
+    ngx_http_xray_loc_conf_t *xlcf, xray_segment_t *seg,
+    ngx_http_xray_ctx_t *ctx);
+static ngx_table_elt_t *ngx_http_xray_last_event_id(ngx_http_request_t *r);
 static ngx_int_t ngx_http_xray_field_value(ngx_http_request_t *r,
     ngx_http_xray_field_t *f, ngx_array_t *redact, xray_span_t *value);
 static ngx_int_t ngx_http_xray_url(ngx_http_request_t *r,
@@ -192,7 +194,7 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
         }
     }
 
-    if (ngx_http_xray_annotations(r, xlcf, &seg) != NGX_OK) {
+    if (ngx_http_xray_annotations(r, xlcf, &seg, ctx) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -468,78 +470,139 @@ ngx_http_xray_failure(ngx_http_upstream_state_t *state, xray_cause_t *cause)
 
 static ngx_int_t
 ngx_http_xray_annotations(ngx_http_request_t *r,
-    ngx_http_xray_loc_conf_t *xlcf, xray_segment_t *seg)
+    ngx_http_xray_loc_conf_t *xlcf, xray_segment_t *seg,
+    ngx_http_xray_ctx_t *ctx)
 {
-    ngx_uint_t              i;
+    ngx_uint_t              i, n;
+    ngx_table_elt_t        *last_event_id;
     xray_metadata_t        *md;
     xray_annotation_t      *an;
     ngx_http_xray_field_t  *f;
 
-    if (xlcf->annotations) {
+    static u_char           yes[] = "true", no[] = "false";
+
+    n = xlcf->annotations ? xlcf->annotations->nelts : 0;
+
+    /* a stream says so, and whether it resumes an earlier one */
+    an = ngx_palloc(r->pool, (n + 2) * sizeof(xray_annotation_t));
+    if (an == NULL) {
+        return NGX_ERROR;
+    }
+
+    seg->annotations = an;
+
+    for (i = 0; i < n; i++) {
         f = xlcf->annotations->elts;
 
-        an = ngx_palloc(r->pool,
-                        xlcf->annotations->nelts * sizeof(xray_annotation_t));
-        if (an == NULL) {
+        if (ngx_http_xray_field_value(r, &f[i], xlcf->redact, &an->value)
+            != NGX_OK)
+        {
             return NGX_ERROR;
         }
 
-        seg->annotations = an;
-
-        for (i = 0; i < xlcf->annotations->nelts; i++) {
-            if (ngx_http_xray_field_value(r, &f[i], xlcf->redact,
-                                          &an->value)
-                != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-
-            /* an empty value is omitted, never sent as "" or null */
-            if (an->value.len == 0) {
-                continue;
-            }
-
-            an->key.data = f[i].key.data;
-            an->key.len = f[i].key.len;
-            an->kind = f[i].kind;
-            an++;
+        /* an empty value is omitted, never sent as "" or null */
+        if (an->value.len == 0) {
+            continue;
         }
 
-        seg->nannotations = an - seg->annotations;
+        an->key.data = f[i].key.data;
+        an->key.len = f[i].key.len;
+        an->kind = f[i].kind;
+        an++;
     }
 
-    if (xlcf->metadata) {
+    last_event_id = NULL;
+
+    if (ctx->stream) {
+        last_event_id = ngx_http_xray_last_event_id(r);
+
+        an->key.data = (u_char *) "sse";
+        an->key.len = sizeof("sse") - 1;
+        an->value.data = yes;
+        an->value.len = sizeof(yes) - 1;
+        an->kind = XRAY_ANNOTATION_BOOLEAN;
+        an++;
+
+        an->key.data = (u_char *) "sse_reconnect";
+        an->key.len = sizeof("sse_reconnect") - 1;
+        an->value.data = last_event_id ? yes : no;
+        an->value.len = last_event_id ? sizeof(yes) - 1 : sizeof(no) - 1;
+        an->kind = XRAY_ANNOTATION_BOOLEAN;
+        an++;
+    }
+
+    seg->nannotations = an - seg->annotations;
+
+    n = xlcf->metadata ? xlcf->metadata->nelts : 0;
+
+    md = ngx_palloc(r->pool, (n + 1) * sizeof(xray_metadata_t));
+    if (md == NULL) {
+        return NGX_ERROR;
+    }
+
+    seg->metadata = md;
+
+    for (i = 0; i < n; i++) {
         f = xlcf->metadata->elts;
 
-        md = ngx_palloc(r->pool,
-                        xlcf->metadata->nelts * sizeof(xray_metadata_t));
-        if (md == NULL) {
+        if (ngx_http_xray_field_value(r, &f[i], xlcf->redact, &md->value)
+            != NGX_OK)
+        {
             return NGX_ERROR;
         }
 
-        seg->metadata = md;
-
-        for (i = 0; i < xlcf->metadata->nelts; i++) {
-            if (ngx_http_xray_field_value(r, &f[i], xlcf->redact,
-                                          &md->value)
-                != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-
-            if (md->value.len == 0) {
-                continue;
-            }
-
-            md->key.data = f[i].key.data;
-            md->key.len = f[i].key.len;
-            md++;
+        if (md->value.len == 0) {
+            continue;
         }
 
-        seg->nmetadata = md - seg->metadata;
+        md->key.data = f[i].key.data;
+        md->key.len = f[i].key.len;
+        md++;
     }
 
+    if (last_event_id && last_event_id->value.len) {
+        md->key.data = (u_char *) "last_event_id";
+        md->key.len = sizeof("last_event_id") - 1;
+        md->value.data = last_event_id->value.data;
+        md->value.len = last_event_id->value.len;
+        md++;
+    }
+
+    seg->nmetadata = md - seg->metadata;
+
     return NGX_OK;
+}
+
+
+static ngx_table_elt_t *
+ngx_http_xray_last_event_id(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Last-Event-ID") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Last-Event-ID",
+                               sizeof("Last-Event-ID") - 1) == 0)
+        {
+            return &h[i];
+        }
+    }
 }
 
 
