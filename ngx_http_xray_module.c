@@ -50,6 +50,8 @@ static char *ngx_http_xray_redact(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_xray_set_enum(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_xray_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static void *ngx_http_xray_pool_alloc(void *data, size_t size);
 static ngx_int_t ngx_http_xray_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_xray_init_process(ngx_cycle_t *cycle);
@@ -177,6 +179,13 @@ static ngx_command_t  ngx_http_xray_commands[] = {
       ngx_http_set_complex_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_xray_loc_conf_t, trace_context),
+      NULL },
+
+    { ngx_string("xray_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_xray_status,
+      0,
+      0,
       NULL },
 
       ngx_null_command
@@ -1606,6 +1615,18 @@ ngx_http_xray_set_enum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                        &value[1], &cmd->name, pos - values, values);
 
     return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_xray_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_xray_status_handler;
+
+    return NGX_CONF_OK;
 }
 
 

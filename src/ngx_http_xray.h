@@ -142,6 +142,7 @@ char *ngx_http_xray_daemon_init(ngx_conf_t *cf,
 ngx_int_t ngx_http_xray_emitter_init(ngx_cycle_t *cycle);
 void ngx_http_xray_emitter_exit(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_xray_segment_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_xray_status_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_xray_log_handler(ngx_http_request_t *r);
 void ngx_http_xray_in_progress(ngx_http_request_t *r,
     ngx_http_xray_ctx_t *ctx);
