@@ -10,6 +10,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT = int(sys.argv[1]) if len(sys.argv) > 1 else 8081
+HOST = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"   # compose: 0.0.0.0
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -63,7 +64,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
-    server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
+    server = ThreadingHTTPServer((HOST, PORT), Handler)
     server.daemon_threads = True
-    print(f"upstream  listening on 127.0.0.1:{PORT}", flush=True)
+    print(f"upstream  listening on {HOST}:{PORT}", flush=True)
     server.serve_forever()
