@@ -5,12 +5,17 @@ set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 module=${1:-$top/build/ngx_http_xray_module.so}
-run=$top/build/demo
+run=${DEMO_RUN:-$top/build/demo}
 nginx=${NGINX:-/usr/sbin/nginx}
 python=$(command -v python3)
+port=${DEMO_PORT:-8080}
+upstream_port=${DEMO_UPSTREAM_PORT:-8081}
+sink_port=${DEMO_SINK_PORT:-2000}
 
 mkdir -p "$run/tmp"
 sed -e "s|@TOP@|$top|g" -e "s|@MODULE@|$module|g" -e "s|@RUN@|$run|g" \
+    -e "s|@PORT@|$port|g" -e "s|@UPSTREAM_PORT@|$upstream_port|g" \
+    -e "s|@SINK_PORT@|$sink_port|g" \
     "$top/demo/nginx.conf" > "$run/nginx.conf"
 
 "$nginx" -t -q -p "$run" -c "$run/nginx.conf"
@@ -23,37 +28,41 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-"$python" -u "$top/demo/upstream.py" 8081 & pids+=($!)
-"$python" -u "$top/demo/sink.py" 2000 & pids+=($!)
+"$python" -u "$top/demo/upstream.py" "$upstream_port" & pids+=($!)
+"$python" -u "$top/demo/sink.py" "$sink_port" & pids+=($!)
 "$nginx" -p "$run" -c "$run/nginx.conf" & pids+=($!)
 sleep 0.5
 
 root="Root=1-$(printf '%08x' "$(date +%s)")-abcdef0123456789abcdef01"
 cat <<TXT
 
-ngx_http_xray demo: nginx on http://127.0.0.1:8080, upstream on 8081,
-daemon sink on udp 2000.  In another terminal, try:
+ngx_http_xray demo: nginx on http://127.0.0.1:$port, upstream on
+$upstream_port, daemon sink on udp $sink_port.  In another terminal, try:
 
   # a browser's trace context: same Root, the proxy's own Parent, its own
   # sampling decision (the first request each second is sampled)
-  curl -s http://127.0.0.1:8080/api -H 'X-Amzn-Trace-Id: $root;Parent=53995c3f42cd8ad8;Sampled=1'
+  curl -s http://127.0.0.1:$port/api -H 'X-Amzn-Trace-Id: $root;Parent=53995c3f42cd8ad8;Sampled=1'
 
   # a client's Sampled=1 cannot force tracing: /healthz is never sampled
-  curl -s http://127.0.0.1:8080/healthz -H 'X-Amzn-Trace-Id: $root;Sampled=1'
+  curl -s http://127.0.0.1:$port/healthz -H 'X-Amzn-Trace-Id: $root;Sampled=1'
 
   # no trace header: none is invented (the Lambda runtime starts the trace)
-  curl -s http://127.0.0.1:8080/api
+  curl -s http://127.0.0.1:$port/api
 
   # unless origination is switched on for the location
-  curl -s http://127.0.0.1:8080/originate/api
+  curl -s http://127.0.0.1:$port/originate/api
 
   # Sampled=? asks the proxy to decide; the answer comes back in the response
-  curl -si http://127.0.0.1:8080/api -H 'X-Amzn-Trace-Id: $root;Sampled=?'
+  curl -si http://127.0.0.1:$port/api -H 'X-Amzn-Trace-Id: $root;Sampled=?'
 
   # a Server-Sent Events stream, resumed after event 3
-  curl -sN http://127.0.0.1:8080/sse -H 'Last-Event-ID: 3' -H 'X-Amzn-Trace-Id: $root'
+  curl -sN http://127.0.0.1:$port/sse -H 'Last-Event-ID: 3' -H 'X-Amzn-Trace-Id: $root'
 
-What the upstream receives is printed below.  Ctrl-C stops the demo.
+  # the module's counters, summed over both workers
+  curl -s http://127.0.0.1:$port/xray/status
+
+What the upstream receives and each segment the daemon sink receives are
+printed below.  Ctrl-C stops the demo.
 
 TXT
 wait -n "${pids[@]}"
