@@ -17,6 +17,8 @@ DEPS_TEST  := libtest-base-perl libtest-longstring-perl liblist-moreutils-perl \
               libipc-run-perl libjson-pp-perl python3 python3-jsonschema \
               python3-aws-xray-sdk ca-certificates
 DEPS_FUZZ  := clang libclang-rt-14-dev
+# the browser test drives Debian's Chromium with playwright-core from npm
+DEPS_E2E   := chromium
 
 SRC_C    := $(wildcard src/*.c) ngx_http_xray_module.c
 SRC_H    := $(wildcard src/*.h)
@@ -31,7 +33,10 @@ FUZZERS     := $(patsubst t/unit/%.c,$(BUILD)/fuzz/%,$(wildcard t/unit/fuzz_*.c)
 # TEST_NGINX_LIB=/path/to/test-nginx/lib runs the suites under the real
 # Test::Nginx instead of the project's own runner in t/runner.  Debian's
 # nginx prints configuration errors on stderr only, which the real runner
-# does not read: a wrapper sends them to the error log it checks.
+# does not read: a wrapper sends them to the error log it checks.  The real
+# runner has no listen-address setting; it writes "listen $TEST_NGINX_SERVER_PORT;",
+# so "127.0.0.1:1984" there keeps nginx on loopback, and its client, which
+# takes TEST_NGINX_CLIENT_PORT before the server port, connects to 1984.
 # the real-peer test prefers the newest X-Ray SDK for Python on the machine:
 # python3 on PATH may have 2.x; Debian's python3-aws-xray-sdk is the fallback
 SDK_PYTHON = $(shell for p in python3 /usr/bin/python3; do \
@@ -41,11 +46,14 @@ PROVE_ENV = TEST_NGINX_LOAD_MODULES=$(MODULE) \
              XRAYTEST_PYTHON=/usr/bin/python3 \
              XRAYTEST_SDK_PYTHON=$(SDK_PYTHON) \
              $(if $(TEST_NGINX_LIB),NGINX_REAL_BINARY=$(NGINX) \
-               TEST_NGINX_BINARY=$(CURDIR)/t/lib/nginx-errlog-wrapper, \
+               TEST_NGINX_BINARY=$(CURDIR)/t/lib/nginx-errlog-wrapper \
+               TEST_NGINX_SERVER_PORT=127.0.0.1:1984 \
+               TEST_NGINX_CLIENT_PORT=1984, \
                TEST_NGINX_BINARY=$(NGINX))
 PROVE_INC := $(if $(TEST_NGINX_LIB),-I $(TEST_NGINX_LIB),-I t/runner) -I t/lib
 
-.PHONY: all deps deps-test deps-fuzz module unit test run fuzz clean
+.PHONY: all deps deps-test deps-fuzz deps-e2e module unit e2e test run fuzz \
+        clean
 
 all: module
 
@@ -70,7 +78,18 @@ $(BUILD)/unit/%: t/unit/%.c $(PURE_SRC) $(SRC_H) t/unit/tap.h
 unit: deps-test $(UNIT_TESTS)
 	prove --exec '' $(UNIT_TESTS)
 
-test: module unit
+deps-e2e:
+	@scripts/install-deps.sh $(DEPS_E2E)
+
+# playwright-core as e2e/package-lock.json pins it; no browser download:
+# the test drives /usr/bin/chromium
+e2e/node_modules/.package-lock.json: e2e/package.json e2e/package-lock.json
+	npm ci --prefix e2e --no-audit --no-fund
+
+e2e: module deps-e2e e2e/node_modules/.package-lock.json
+	E2E_MODULE=$(MODULE) E2E_NGINX=$(NGINX) node --test e2e/browser.test.mjs
+
+test: module unit e2e
 	$(PROVE_ENV) prove $(PROVE_INC) t/
 
 $(BUILD)/fuzz/%: t/unit/%.c $(PURE_SRC) $(SRC_H)
