@@ -253,6 +253,10 @@ static ngx_http_variable_t  ngx_http_xray_vars[] = {
 };
 
 
+/* lines of one Access-Control-* header the CORS merge handles */
+#define NGX_HTTP_XRAY_CORS_LINES  16
+
+
 static ngx_str_t   ngx_http_xray_header_name = ngx_string("X-Amzn-Trace-Id");
 static u_char      ngx_http_xray_header_lc[] = "x-amzn-trace-id";
 static ngx_uint_t  ngx_http_xray_header_hash;
@@ -844,12 +848,12 @@ ngx_http_xray_header_filter(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_xray_cors(ngx_http_request_t *r)
 {
-    u_char           *p, *q, *end;
-    size_t            len;
-    ngx_str_t         name, *token;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h, *first;
+    u_char            *p, *q, *last, *end;
+    size_t             len;
+    ngx_str_t          name, t, *token;
+    ngx_uint_t         i, n;
+    ngx_list_part_t   *part;
+    ngx_table_elt_t   *h, *lines[NGX_HTTP_XRAY_CORS_LINES];
 
     static ngx_str_t  origin = ngx_string("Access-Control-Allow-Origin");
     static ngx_str_t  request = ngx_string("Access-Control-Request-Method");
@@ -873,9 +877,9 @@ ngx_http_xray_cors(ngx_http_request_t *r)
 
     token = &ngx_http_xray_header_name;
 
-    /* every line of that header, merged into the first, without repeats */
+    /* every line of that header is merged into the first, without repeats */
 
-    first = NULL;
+    n = 0;
     len = token->len;
 
     part = &r->headers_out.headers.part;
@@ -900,25 +904,27 @@ ngx_http_xray_cors(ngx_http_request_t *r)
             continue;
         }
 
-        if (first == NULL) {
-            first = &h[i];
+        if (n == NGX_HTTP_XRAY_CORS_LINES) {
+            /* nobody sends that many: leave such a response as it is */
+            return NGX_OK;
         }
 
+        lines[n++] = &h[i];
         len += h[i].value.len + sizeof(", ") - 1;
     }
 
-    if (first == NULL) {
-        first = ngx_list_push(&r->headers_out.headers);
-        if (first == NULL) {
+    if (n == 0) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
             return NGX_ERROR;
         }
 
-        first->hash = 1;
-        first->key = name;
-        first->lowcase_key = NULL;
-        first->value = *token;
+        h->hash = 1;
+        h->key = name;
+        h->lowcase_key = NULL;
+        h->value = *token;
 #if (nginx_version >= 1023000)
-        first->next = NULL;
+        h->next = NULL;
 #endif
         return NGX_OK;
     }
@@ -929,38 +935,18 @@ ngx_http_xray_cors(ngx_http_request_t *r)
     }
 
     end = p;
-    part = &r->headers_out.headers.part;
-    h = part->elts;
 
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash == 0
-            || h[i].key.len != name.len
-            || ngx_strncasecmp(h[i].key.data, name.data, name.len) != 0)
-        {
-            continue;
-        }
+    for (i = 0; i < n; i++) {
 
         /* split on commas, trim optional whitespace, keep first spellings */
 
-        q = h[i].value.data;
+        q = lines[i]->value.data;
+        last = q + lines[i]->value.len;
 
-        while (q < h[i].value.data + h[i].value.len) {
-            ngx_str_t  t;
-
+        while (q < last) {
             t.data = q;
 
-            while (q < h[i].value.data + h[i].value.len && *q != ',') {
+            while (q < last && *q != ',') {
                 q++;
             }
 
@@ -990,8 +976,8 @@ ngx_http_xray_cors(ngx_http_request_t *r)
             end = ngx_cpymem(end, t.data, t.len);
         }
 
-        if (&h[i] != first) {
-            h[i].hash = 0;
+        if (i > 0) {
+            lines[i]->hash = 0;
         }
     }
 
@@ -1004,8 +990,8 @@ ngx_http_xray_cors(ngx_http_request_t *r)
         end = ngx_cpymem(end, token->data, token->len);
     }
 
-    first->value.data = p;
-    first->value.len = end - p;
+    lines[0]->value.data = p;
+    lines[0]->value.len = end - p;
 
     return NGX_OK;
 }
