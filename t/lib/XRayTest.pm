@@ -13,7 +13,8 @@ package XRayTest;
 #   * defaults $TEST_NGINX_UPSTREAM_PORT (1985), $TEST_NGINX_XRAY_DAEMON_PORT
 #     (1986), $TEST_NGINX_REPO (the repository root), $TEST_NGINX_SHARED
 #     (<repo>/../shared) and $TEST_NGINX_HTML_DIR (<servroot>/html, where
-#     --- user_files are written);
+#     --- user_files are written), and points AWS_XRAY_DAEMON_ADDRESS at the
+#     sink;
 #   * forks an echo HTTP upstream on 127.0.0.1:$TEST_NGINX_UPSTREAM_PORT
 #     (see the "Echo upstream" section below for its paths);
 #   * forks a UDP sink on 127.0.0.1:$TEST_NGINX_XRAY_DAEMON_PORT that records
@@ -83,6 +84,9 @@ $ENV{TEST_NGINX_SHARED} //= do {
     Cwd::abs_path($dir) // $dir;
 };
 $ENV{TEST_NGINX_REPO} //= $RepoRoot;
+# Segments of a test without its own xray_daemon go to the sink, never to a
+# real daemon on the default 127.0.0.1:2000 (a test file may set its own).
+$ENV{AWS_XRAY_DAEMON_ADDRESS} = "127.0.0.1:$ENV{TEST_NGINX_XRAY_DAEMON_PORT}";
 # Neither runner defines this one, but both export TEST_NGINX_SERVER_ROOT
 # when they are loaded; --- user_files land in its html/ directory.
 $ENV{TEST_NGINX_HTML_DIR} //= File::Spec->catdir(
