@@ -5,7 +5,8 @@ SHELL := /bin/bash
 
 BUILD     ?= $(CURDIR)/build
 MODULE    := $(BUILD)/ngx_http_xray_module.so
-NGINX     ?= /usr/sbin/nginx
+# not NGINX: nginx reads that environment variable as inherited sockets
+NGINX_BIN ?= /usr/sbin/nginx
 CC        ?= cc
 FUZZ_SECS ?= 30
 
@@ -45,15 +46,15 @@ SDK_PYTHON = $(shell for p in python3 /usr/bin/python3; do \
 PROVE_ENV = TEST_NGINX_LOAD_MODULES=$(MODULE) \
              XRAYTEST_PYTHON=/usr/bin/python3 \
              XRAYTEST_SDK_PYTHON=$(SDK_PYTHON) \
-             $(if $(TEST_NGINX_LIB),NGINX_REAL_BINARY=$(NGINX) \
+             $(if $(TEST_NGINX_LIB),NGINX_REAL_BINARY=$(NGINX_BIN) \
                TEST_NGINX_BINARY=$(CURDIR)/t/lib/nginx-errlog-wrapper \
                TEST_NGINX_SERVER_PORT=127.0.0.1:1984 \
                TEST_NGINX_CLIENT_PORT=1984, \
-               TEST_NGINX_BINARY=$(NGINX))
+               TEST_NGINX_BINARY=$(NGINX_BIN))
 PROVE_INC := $(if $(TEST_NGINX_LIB),-I $(TEST_NGINX_LIB),-I t/runner) -I t/lib
 
-.PHONY: all deps deps-test deps-fuzz deps-e2e module unit e2e test run fuzz \
-        clean
+.PHONY: all deps deps-test deps-fuzz deps-e2e module unit e2e test test-asan \
+        run fuzz clean
 
 all: module
 
@@ -87,10 +88,29 @@ e2e/node_modules/.package-lock.json: e2e/package.json e2e/package-lock.json
 	npm ci --prefix e2e --no-audit --no-fund
 
 e2e: module deps-e2e e2e/node_modules/.package-lock.json
-	E2E_MODULE=$(MODULE) E2E_NGINX=$(NGINX) node --test e2e/browser.test.mjs
+	E2E_MODULE=$(MODULE) E2E_NGINX=$(NGINX_BIN) node --test e2e/browser.test.mjs
 
 test: module unit e2e
 	$(PROVE_ENV) prove $(PROVE_INC) t/
+
+# make test-asan: the whole suite against nginx 1.22.1 built from Debian's
+# sources with the module compiled in, under ASan + UBSan (LSan at exit);
+# every nginx process writes its reports to $(ASAN_REPORTS)/san.<pid>, and a
+# report that t/asan.supp does not cover fails the target.
+ASAN_BUILD   ?= $(BUILD)/asan
+ASAN_NGINX   := $(ASAN_BUILD)/objs/nginx
+ASAN_REPORTS := $(ASAN_BUILD)/reports
+ASAN_ENV = TEST_NGINX_LOAD_MODULES= \
+    $(if $(TEST_NGINX_LIB),NGINX_REAL_BINARY,TEST_NGINX_BINARY)=$(ASAN_NGINX) \
+    ASAN_OPTIONS=detect_leaks=1:log_path=$(ASAN_REPORTS)/san \
+    LSAN_OPTIONS=suppressions=$(ASAN_BUILD)/lsan.supp \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=0:log_path=$(ASAN_REPORTS)/san:suppressions=$(ASAN_BUILD)/ubsan.supp
+
+test-asan: deps-test
+	scripts/build-asan.sh $(ASAN_BUILD)
+	rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS)
+	$(PROVE_ENV) $(ASAN_ENV) prove --timer $(PROVE_INC) t/; rc=$$?; \
+	scripts/build-asan.sh --check-reports $(ASAN_REPORTS) && exit $$rc
 
 $(BUILD)/fuzz/%: t/unit/%.c $(PURE_SRC) $(SRC_H)
 	@mkdir -p $(dir $@)

@@ -4,16 +4,21 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-module=${1:-$top/build/ngx_http_xray_module.so}
+# an empty module path: the module is compiled into the nginx binary
+module=${1-$top/build/ngx_http_xray_module.so}
 run=${DEMO_RUN:-$top/build/demo}
-nginx=${NGINX:-/usr/sbin/nginx}
+nginx=${NGINX_BIN:-/usr/sbin/nginx}
+# nginx takes an NGINX variable for sockets inherited on binary upgrade
+unset NGINX
 python=$(command -v python3)
 port=${DEMO_PORT:-8080}
 upstream_port=${DEMO_UPSTREAM_PORT:-8081}
 sink_port=${DEMO_SINK_PORT:-2000}
 
 mkdir -p "$run/tmp"
-sed -e "s|@TOP@|$top|g" -e "s|@MODULE@|$module|g" -e "s|@RUN@|$run|g" \
+load="load_module $module;"
+[ -n "$module" ] || load="# the module is compiled in"
+sed -e "s|@TOP@|$top|g" -e "s|@LOAD_MODULE@|$load|g" -e "s|@RUN@|$run|g" \
     -e "s|@PORT@|$port|g" -e "s|@UPSTREAM_PORT@|$upstream_port|g" \
     -e "s|@SINK_PORT@|$sink_port|g" \
     "$top/demo/nginx.conf" > "$run/nginx.conf"

@@ -15,7 +15,9 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 my $top = Cwd::abs_path(File::Basename::dirname(__FILE__) . '/..');
-my $module = $ENV{TEST_NGINX_LOAD_MODULES} || "$top/build/ngx_http_xray_module.so";
+# TEST_NGINX_LOAD_MODULES set but empty: the module is compiled into nginx
+my $module = $ENV{TEST_NGINX_LOAD_MODULES}
+             // "$top/build/ngx_http_xray_module.so";
 my $port = $ENV{TEST_DEMO_PORT} || 1992;
 my $dir = File::Temp::tempdir(CLEANUP => 1);
 my $out = "$dir/demo.out";
@@ -29,7 +31,7 @@ if ($pid == 0) {
     $ENV{DEMO_PORT} = $port;
     $ENV{DEMO_UPSTREAM_PORT} = $port + 1;
     $ENV{DEMO_SINK_PORT} = $port + 2;
-    $ENV{NGINX} = $ENV{TEST_NGINX_BINARY} if $ENV{TEST_NGINX_BINARY};
+    $ENV{NGINX_BIN} = $ENV{TEST_NGINX_BINARY} if $ENV{TEST_NGINX_BINARY};
     exec "$top/scripts/demo.sh", $module or POSIX::_exit(127);
 }
 

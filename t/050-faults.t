@@ -59,6 +59,11 @@ sub worker_rss {
     return $kb;
 }
 
+sub sanitized {
+    my $bin = $ENV{NGINX_REAL_BINARY} || $ENV{TEST_NGINX_BINARY} || 'nginx';
+    return `$bin -V 2>&1` =~ /-fsanitize=/;
+}
+
 add_block_preprocessor(sub {
     my $block = shift;
     $block->set_value('user_files', <<'_EOF_') unless defined $block->user_files;
@@ -206,7 +211,12 @@ sub {
     }
     my $after = main::worker_rss();
     ok($n >= 2000, "$n more requests answered");
-    ok($after - $before < 1024,
-       "workers' memory grew by " . ($after - $before) . " KB (< 1 MB)")
-        or diag("before $before KB, after $after KB");
+  SKIP: {
+        # AddressSanitizer holds freed memory back on purpose (quarantine)
+        Test::More::skip('nginx is built with a sanitizer: its memory says nothing', 1)
+            if main::sanitized();
+        ok($after - $before < 1024,
+           "workers' memory grew by " . ($after - $before) . " KB (< 1 MB)")
+            or diag("before $before KB, after $after KB");
+    }
 }
