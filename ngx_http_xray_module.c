@@ -22,8 +22,8 @@ static void ngx_http_xray_decide(ngx_http_request_t *r,
 static ngx_int_t ngx_http_xray_forward(ngx_http_request_t *r,
     ngx_http_xray_ctx_t *ctx, xray_trace_ctx_t *tc, ngx_table_elt_t *h);
 static ngx_uint_t ngx_http_xray_is_trace_header(ngx_table_elt_t *h);
-static void ngx_http_xray_remove_headers(ngx_list_t *list,
-    ngx_table_elt_t *keep);
+static ngx_int_t ngx_http_xray_remove_headers(ngx_http_request_t *r,
+    ngx_table_elt_t **keep);
 
 static ngx_int_t ngx_http_xray_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_xray_cors(ngx_http_request_t *r);
@@ -325,7 +325,10 @@ ngx_http_xray_handler(ngx_http_request_t *r)
         }
 
         if (h != NULL) {
-            ngx_http_xray_remove_headers(&r->headers_in.headers, NULL);
+            if (ngx_http_xray_remove_headers(r, NULL) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
             h = NULL;
         }
 
@@ -509,8 +512,8 @@ ngx_http_xray_read_context(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
             return NGX_DECLINED;
         }
 
-        if (n > 1) {
-            ngx_http_xray_remove_headers(&r->headers_in.headers, *first);
+        if (n > 1 && ngx_http_xray_remove_headers(r, first) != NGX_OK) {
+            return NGX_ERROR;
         }
     }
 
@@ -691,33 +694,61 @@ ngx_http_xray_is_trace_header(ngx_table_elt_t *h)
 
 
 /*
- * Removes every trace header from the list but keep, which may be NULL.
- * keep is always the first trace header in the list, so removing the ones
- * after it never moves it.
+ * Removes every trace header from the request headers but *keep (which may
+ * point at NULL; it is updated to where that header now is).  The list is
+ * rebuilt rather than compacted in place: nginx keeps pointers to some
+ * elements (headers_in.host, user_agent...), and moving elements would leave
+ * them pointing at other headers.
  */
 
-static void
-ngx_http_xray_remove_headers(ngx_list_t *list, ngx_table_elt_t *keep)
+static ngx_int_t
+ngx_http_xray_remove_headers(ngx_http_request_t *r, ngx_table_elt_t **keep)
 {
-    ngx_uint_t        i;
+    ngx_uint_t        i, n;
+    ngx_list_t        old;
     ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
+    ngx_table_elt_t  *h, *copy;
 
-    for (part = &list->part; part; part = part->next) {
+    /* a copy of the list head: its parts (and elements) stay where they are */
+    old = r->headers_in.headers;
+    n = 0;
+
+    for (part = &old.part; part; part = part->next) {
+        n += part->nelts;
+    }
+
+    if (ngx_list_init(&r->headers_in.headers, r->pool, n,
+                      sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (part = &old.part; part; part = part->next) {
         h = part->elts;
-        i = 0;
 
-        while (i < part->nelts) {
-            if (&h[i] == keep || !ngx_http_xray_is_trace_header(&h[i])) {
-                i++;
+        for (i = 0; i < part->nelts; i++) {
+
+            if (ngx_http_xray_is_trace_header(&h[i])
+                && (keep == NULL || &h[i] != *keep))
+            {
                 continue;
             }
 
-            ngx_memmove(&h[i], &h[i + 1],
-                        (part->nelts - i - 1) * sizeof(ngx_table_elt_t));
-            part->nelts--;
+            copy = ngx_list_push(&r->headers_in.headers);
+            if (copy == NULL) {
+                return NGX_ERROR;
+            }
+
+            *copy = h[i];
+
+            if (keep && &h[i] == *keep) {
+                *keep = copy;
+            }
         }
     }
+
+    return NGX_OK;
 }
 
 

@@ -327,3 +327,41 @@ qr{\AGET /t HTTP/1\.0\r\nHost: 127\.0\.0\.1:\d+\r\nConnection: close\r\n}
 --- no_error_log
 [error]
 dropped
+
+
+
+=== TEST 39: dropping the header leaves every other header where nginx knows it
+--- config
+    location /t {
+        xray on;
+        return 200 "host=$http_host ua=$http_user_agent xff=$http_x_forwarded_for cookie=$http_cookie\n";
+    }
+--- more_headers
+X-Amzn-Trace-Id: garbage
+Host: good.example
+User-Agent: ua/1.0
+X-Forwarded-For: 1.2.3.4
+Cookie: a=1
+--- response_body
+host=good.example ua=ua/1.0 xff=1.2.3.4 cookie=a=1
+--- error_log
+xray: dropped client's X-Amzn-Trace-Id: bad field
+
+
+
+=== TEST 40: so does folding identical copies into one
+--- config
+    location /t {
+        xray on;
+        return 200 "host=$http_host ua=$http_user_agent xff=$http_x_forwarded_for\n";
+    }
+--- more_headers eval
+"X-Amzn-Trace-Id: $::root
+X-Amzn-Trace-Id: $::root
+Host: good.example
+User-Agent: ua/1.0
+X-Forwarded-For: 1.2.3.4"
+--- response_body
+host=good.example ua=ua/1.0 xff=1.2.3.4
+--- no_error_log
+[error]
