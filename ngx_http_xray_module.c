@@ -910,8 +910,13 @@ ngx_http_xray_cors(ngx_http_request_t *r)
 
     /* every line of that header is merged into the first, without repeats */
 
+    /*
+     * worst case: every input byte a one-byte token, each written with ", "
+     * before it, then ", X-Amzn-Trace-Id"
+     */
+
     n = 0;
-    len = token->len;
+    len = sizeof(", ") - 1 + token->len;
 
     part = &r->headers_out.headers.part;
     h = part->elts;
@@ -941,7 +946,7 @@ ngx_http_xray_cors(ngx_http_request_t *r)
         }
 
         lines[n++] = &h[i];
-        len += h[i].value.len + sizeof(", ") - 1;
+        len += 2 * h[i].value.len + sizeof(", ") - 1;
     }
 
     if (n == 0) {

@@ -190,3 +190,28 @@ Access-Control-Allow-Headers: Content-Type
 "OPTIONS /header/$::Origin/x"
 --- response_headers
 Access-Control-Allow-Headers: X-Amzn-Trace-Id
+
+
+
+=== TEST 13: comma-separated without spaces: written with ", ", nothing cut
+--- request eval
+"GET /header/$::Origin/header/Access-Control-Expose-Headers/ETag%2CContent-Length/x"
+--- more_headers
+Origin: https://app.example.com
+--- raw_response_headers_like chomp
+\r\nAccess-Control-Expose-Headers: ETag, Content-Length, X-Amzn-Trace-Id\r\n
+
+
+
+=== TEST 14: a list the client chooses, echoed by add_header, one-letter tokens
+--- config
+    location /t {
+        xray_cors on;
+        add_header Access-Control-Allow-Origin https://app.example.com;
+        add_header Access-Control-Expose-Headers $arg_h;
+        return 200 "ok\n";
+    }
+--- request
+GET /t?h=a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u,v,w,x,y,z,,,,,,,,,,,,,,,a,b,c
+--- raw_response_headers_like chomp
+\r\nAccess-Control-Expose-Headers: a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, t, u, v, w, x, y, z, X-Amzn-Trace-Id\r\n
