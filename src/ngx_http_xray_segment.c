@@ -42,6 +42,10 @@ static ngx_int_t ngx_http_xray_url(ngx_http_request_t *r,
     ngx_str_t *path);
 static ngx_int_t ngx_http_xray_redact(ngx_http_request_t *r,
     ngx_array_t *redact, ngx_str_t *s);
+#if (NGX_PCRE)
+static ngx_int_t ngx_http_xray_match(ngx_regex_t *re, ngx_str_t *s,
+    size_t offset, size_t *ov);
+#endif
 static ngx_uint_t ngx_http_xray_x_forwarded_for(ngx_http_request_t *r);
 static uint64_t ngx_http_xray_now(void);
 static void ngx_http_xray_queue(ngx_http_xray_main_conf_t *xmcf,
@@ -685,7 +689,9 @@ ngx_http_xray_url(ngx_http_request_t *r, ngx_http_xray_loc_conf_t *xlcf,
 /*
  * Masks every match of every xray_redact regex in s: the first capture
  * group if the regex has one (so "token=([^&]+)" keeps "token="), else the
- * whole match.  s is replaced by a copy only when something matched.
+ * whole match.  Matches are searched in the whole string from an offset, so
+ * anchors and lookbehinds mean what they say.  s is replaced by a copy only
+ * when something matched.
  */
 
 static ngx_int_t
@@ -693,13 +699,11 @@ ngx_http_xray_redact(ngx_http_request_t *r, ngx_array_t *redact,
     ngx_str_t *s)
 {
 #if (NGX_PCRE)
-    int           captures[6];
-    u_char       *p, *buf, *end;
-    size_t        start, mstart, mend;
-    ngx_int_t     rc;
-    ngx_str_t     rest;
-    ngx_uint_t    i;
-    ngx_regex_t **re;
+    u_char        *p, *buf, *cursor;
+    size_t         start, ov[4], mstart, mend;
+    ngx_int_t      rc;
+    ngx_uint_t     i;
+    ngx_regex_t  **re;
 
     if (redact == NULL || s->len == 0) {
         return NGX_OK;
@@ -711,61 +715,64 @@ ngx_http_xray_redact(ngx_http_request_t *r, ngx_array_t *redact,
 
         buf = NULL;
         p = NULL;
-        end = NULL;
+        cursor = s->data;
         start = 0;
 
         while (start <= s->len) {
-            rest.data = s->data + start;
-            rest.len = s->len - start;
 
-            rc = ngx_regex_exec(re[i], &rest, captures, 6);
+            rc = ngx_http_xray_match(re[i], s, start, ov);
 
-            if (rc == NGX_REGEX_NO_MATCHED) {
+            if (rc == 0) {
                 break;
             }
 
             if (rc < 0) {
                 ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                              ngx_regex_exec_n " failed: %i", rc);
+                              "xray: matching an xray_redact regex failed: "
+                              "%i", rc);
                 return NGX_ERROR;
             }
 
-            if (rc != 1 && captures[2] >= 0) {
-                mstart = captures[2];
-                mend = captures[3];
+            if (ov[2] != (size_t) -1) {
+                mstart = ov[2];
+                mend = ov[3];
 
             } else {
-                mstart = captures[0];
-                mend = captures[1];
+                mstart = ov[0];
+                mend = ov[1];
             }
 
-            if (buf == NULL) {
-                /* at worst every byte becomes a mask */
-                buf = ngx_pnalloc(r->pool, s->len
-                                  * (sizeof(NGX_HTTP_XRAY_REDACTED) - 1) + 1);
+            /*
+             * a group inside a lookaround may lie outside the match, even
+             * before what was already copied: such a group is left alone
+             */
+
+            if (s->data + mstart >= cursor && mend > mstart) {
+
                 if (buf == NULL) {
-                    return NGX_ERROR;
+                    /* at worst every byte becomes a mask */
+                    buf = ngx_pnalloc(r->pool,
+                                      s->len
+                                      * (sizeof(NGX_HTTP_XRAY_REDACTED) - 1));
+                    if (buf == NULL) {
+                        return NGX_ERROR;
+                    }
+
+                    p = buf;
                 }
 
-                p = buf;
-                end = s->data;
-            }
-
-            p = ngx_copy(p, end, s->data + start + mstart - end);
-
-            if (mend > mstart) {
+                p = ngx_cpymem(p, cursor, s->data + mstart - cursor);
                 p = ngx_cpymem(p, NGX_HTTP_XRAY_REDACTED,
                                sizeof(NGX_HTTP_XRAY_REDACTED) - 1);
+                cursor = s->data + mend;
             }
 
-            end = s->data + start + mend;
-
             /* an empty match must still move on */
-            start += ngx_max((size_t) captures[1], (size_t) 1);
+            start = (ov[1] > ov[0]) ? ov[1] : ov[1] + 1;
         }
 
         if (buf) {
-            p = ngx_copy(p, end, s->data + s->len - end);
+            p = ngx_cpymem(p, cursor, s->data + s->len - cursor);
             s->data = buf;
             s->len = p - buf;
         }
@@ -775,6 +782,91 @@ ngx_http_xray_redact(ngx_http_request_t *r, ngx_array_t *redact,
 
     return NGX_OK;
 }
+
+
+#if (NGX_PCRE)
+
+/*
+ * One match of re in s from offset on: returns 1 with ov[0..1] the match
+ * and ov[2..3] the first group ((size_t) -1 when it did not take part), 0
+ * for no match, a negative PCRE error otherwise.
+ */
+
+static ngx_int_t
+ngx_http_xray_match(ngx_regex_t *re, ngx_str_t *s, size_t offset,
+    size_t *ov)
+{
+    ngx_int_t  rc;
+
+#if (NGX_PCRE2)
+    PCRE2_SIZE                *v;
+
+    /* one per worker, for the life of the process */
+    static pcre2_match_data   *md;
+
+    if (md == NULL) {
+        md = pcre2_match_data_create(2, NULL);
+        if (md == NULL) {
+            return PCRE2_ERROR_NOMEMORY;
+        }
+    }
+
+    rc = pcre2_match(re, s->data, s->len, offset, 0, md, NULL);
+
+    if (rc == PCRE2_ERROR_NOMATCH) {
+        return 0;
+    }
+
+    if (rc < 0) {
+        return rc;
+    }
+
+    v = pcre2_get_ovector_pointer(md);
+
+    ov[0] = v[0];
+    ov[1] = v[1];
+
+    if (rc > 1 && v[2] != PCRE2_UNSET) {
+        ov[2] = v[2];
+        ov[3] = v[3];
+
+    } else {
+        ov[2] = (size_t) -1;
+        ov[3] = (size_t) -1;
+    }
+
+#else
+    int  v[6];
+
+    rc = pcre_exec(re->code, re->extra, (const char *) s->data, s->len,
+                   offset, 0, v, 6);
+
+    if (rc == PCRE_ERROR_NOMATCH) {
+        return 0;
+    }
+
+    if (rc < 0) {
+        return rc;
+    }
+
+    ov[0] = v[0];
+    ov[1] = v[1];
+
+    if (rc > 1 && v[2] >= 0) {
+        ov[2] = v[2];
+        ov[3] = v[3];
+
+    } else {
+        ov[2] = (size_t) -1;
+        ov[3] = (size_t) -1;
+    }
+
+#endif
+
+    return 1;
+}
+
+#endif
 
 
 static ngx_uint_t

@@ -490,3 +490,26 @@ sub {
     ok(!exists $s->{subsegments}, 'no upstream call');
     ok($s->{error}, '4xx is an error');
 }
+
+
+
+=== TEST 19: redaction: anchors, lookbehinds, and groups outside the match
+--- config
+    location /t {
+        xray on;
+        xray_record_query on;
+        xray_redact "^/t/a";
+        xray_redact "(?<=key=)[^&]+";
+        xray_redact "x(?=(=1))";
+        proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
+    }
+--- request
+GET /t/a/t/a?key=abc&x=1
+--- segment_count: 1
+--- segments eval
+sub {
+    is($_[0][0]{http}{request}{url},
+       'http://localhost***/t/a?key=***&x***',
+       '^ only at the start, the lookbehind sees what precedes, a group '
+       . 'in a lookahead is masked where it is');
+}
