@@ -254,7 +254,10 @@ static ngx_http_variable_t  ngx_http_xray_vars[] = {
 
 
 /* lines of one Access-Control-* header the CORS merge handles */
-#define NGX_HTTP_XRAY_CORS_LINES  16
+#define NGX_HTTP_XRAY_CORS_LINES        16
+
+/* X-Ray indexes 50 annotations a trace; streams add sse and sse_reconnect */
+#define NGX_HTTP_XRAY_ANNOTATIONS_MAX   48
 
 
 static ngx_str_t   ngx_http_xray_header_name = ngx_string("X-Amzn-Trace-Id");
@@ -308,8 +311,6 @@ ngx_http_xray_handler(ngx_http_request_t *r)
     cln->data = ctx;
 
     ngx_http_set_ctx(r, ctx, ngx_http_xray_module);
-
-    ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_REQUESTS);
 
     ngx_memzero(&tc, sizeof(xray_trace_ctx_t));
 
@@ -653,7 +654,7 @@ ngx_http_xray_forward(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
 {
     u_char  *p;
 
-    p = ngx_pnalloc(r->pool, XRAY_HEADER_OUT_MAX);
+    p = ngx_pnalloc(r->pool, XRAY_HEADER_FORMAT_LEN(tc));
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -852,8 +853,7 @@ ngx_http_xray_header_filter(ngx_http_request_t *r)
 #endif
     }
 
-    p = ngx_pnalloc(r->pool, sizeof("Root=;Sampled=0") - 1
-                             + XRAY_TRACE_ID_LEN);
+    p = ngx_pnalloc(r->pool, XRAY_HEADER_FORMAT_LEN((xray_trace_ctx_t *) 0));
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -1475,10 +1475,31 @@ ngx_http_xray_field(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
-        /* X-Ray indexes 50 annotations a trace */
-        if ((*fields)->nelts == 50) {
-            return "is used more than 50 times";
+        /* X-Ray indexes 50 annotations a trace; a stream adds two */
+        if ((*fields)->nelts == NGX_HTTP_XRAY_ANNOTATIONS_MAX) {
+            return "is used more than 48 times";
         }
+
+        if ((value[1].len == sizeof("sse") - 1
+             && ngx_strncmp(value[1].data, "sse", value[1].len) == 0)
+            || (value[1].len == sizeof("sse_reconnect") - 1
+                && ngx_strncmp(value[1].data, "sse_reconnect",
+                               value[1].len) == 0))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "annotation key \"%V\" is the module's own",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+    } else if (value[1].len == sizeof("last_event_id") - 1
+               && ngx_strncmp(value[1].data, "last_event_id",
+                              value[1].len) == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "metadata key \"%V\" is the module's own",
+                           &value[1]);
+        return NGX_CONF_ERROR;
 
     } else if (value[1].len == 0 || value[1].len > XRAY_STRING_MAX) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -21,8 +21,7 @@
 
 /* module-wide counters, kept in shared memory and summed over workers */
 typedef enum {
-    NGX_HTTP_XRAY_REQUESTS = 0,        /* requests where tracing is on */
-    NGX_HTTP_XRAY_NO_CONTEXT,          /* no trace header, none originated */
+    NGX_HTTP_XRAY_NO_CONTEXT = 0,      /* no trace header, none originated */
     NGX_HTTP_XRAY_INVALID,             /* client header dropped as invalid */
     NGX_HTTP_XRAY_ORIGINATED,          /* trace started by this proxy */
     NGX_HTTP_XRAY_SAMPLED,

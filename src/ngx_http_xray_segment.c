@@ -27,8 +27,8 @@ static ngx_int_t ngx_http_xray_record(ngx_http_request_t *r,
 static ngx_int_t ngx_http_xray_fill_upstream(ngx_http_request_t *r,
     ngx_http_xray_ctx_t *ctx, xray_subsegment_t *sub, uint64_t now,
     ngx_str_t *path);
-static void ngx_http_xray_failure(ngx_http_upstream_state_t *state,
-    xray_cause_t *cause);
+static void ngx_http_xray_failure(ngx_http_upstream_t *u,
+    ngx_http_upstream_state_t *state, xray_cause_t *cause);
 static ngx_uint_t ngx_http_xray_capture(ngx_http_xray_loc_conf_t *xlcf,
     ngx_uint_t status);
 static ngx_int_t ngx_http_xray_annotations(ngx_http_request_t *r,
@@ -71,6 +71,11 @@ ngx_int_t
 ngx_http_xray_log_handler(ngx_http_request_t *r)
 {
     ngx_http_xray_ctx_t  *ctx;
+
+    /* log_subrequest on: a subrequest's log phase is not the request's end */
+    if (r != r->main) {
+        return NGX_OK;
+    }
 
     ctx = ngx_http_xray_get_ctx(r);
 
@@ -119,10 +124,6 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
     xmcf = ngx_http_get_module_main_conf(r, ngx_http_xray_module);
     xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
 
-    if (ngx_http_xray_emitter == NULL) {
-        return NGX_DECLINED;
-    }
-
     if (r->err_status) {
         status = r->err_status;
 
@@ -139,6 +140,12 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
         }
 
         ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_CAPTURED);
+    }
+
+    if (ngx_http_xray_emitter == NULL) {
+        /* no socket could be had at start-up (logged then): still counted */
+        ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_DROPPED_OTHER);
+        return NGX_DECLINED;
     }
 
     now = ngx_http_xray_now();
@@ -366,7 +373,7 @@ ngx_http_xray_fill_upstream(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
         causes[i].id = ids;
         ids += XRAY_ID_LEN;
         causes[i].remote = 1;
-        ngx_http_xray_failure(&state[i], &causes[i]);
+        ngx_http_xray_failure(r->upstream, &state[i], &causes[i]);
         last->cause = &causes[i];
     }
 
@@ -435,7 +442,8 @@ ngx_http_xray_fill_upstream(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
 
 
 static void
-ngx_http_xray_failure(ngx_http_upstream_state_t *state, xray_cause_t *cause)
+ngx_http_xray_failure(ngx_http_upstream_t *u,
+    ngx_http_upstream_state_t *state, xray_cause_t *cause)
 {
     ngx_uint_t   timeout, connected;
     const char  *type, *message;
@@ -443,7 +451,14 @@ ngx_http_xray_failure(ngx_http_upstream_state_t *state, xray_cause_t *cause)
     timeout = (state->status == NGX_HTTP_GATEWAY_TIME_OUT);
     connected = (state->connect_time != (ngx_msec_t) -1);
 
-    if (state->peer == NULL) {
+    /*
+     * with no live peer the balancer names the upstream itself
+     * (ngx_http_upstream_get_round_robin_peer)
+     */
+
+    if (state->peer == NULL
+        || (u && u->upstream && state->peer == &u->upstream->host))
+    {
         type = "NoLiveUpstreams";
         message = "no live upstreams";
 
@@ -477,6 +492,7 @@ ngx_http_xray_annotations(ngx_http_request_t *r,
     ngx_http_xray_loc_conf_t *xlcf, xray_segment_t *seg,
     ngx_http_xray_ctx_t *ctx)
 {
+    ngx_str_t               value;
     ngx_uint_t              i, n;
     ngx_table_elt_t        *last_event_id;
     xray_metadata_t        *md;
@@ -495,9 +511,9 @@ ngx_http_xray_annotations(ngx_http_request_t *r,
 
     seg->annotations = an;
 
-    for (i = 0; i < n; i++) {
-        f = xlcf->annotations->elts;
+    f = n ? xlcf->annotations->elts : NULL;
 
+    for (i = 0; i < n; i++) {
         if (ngx_http_xray_field_value(r, &f[i], xlcf->redact, &an->value)
             != NGX_OK)
         {
@@ -546,9 +562,9 @@ ngx_http_xray_annotations(ngx_http_request_t *r,
 
     seg->metadata = md;
 
-    for (i = 0; i < n; i++) {
-        f = xlcf->metadata->elts;
+    f = n ? xlcf->metadata->elts : NULL;
 
+    for (i = 0; i < n; i++) {
         if (ngx_http_xray_field_value(r, &f[i], xlcf->redact, &md->value)
             != NGX_OK)
         {
@@ -565,10 +581,16 @@ ngx_http_xray_annotations(ngx_http_request_t *r,
     }
 
     if (last_event_id && last_event_id->value.len) {
+        value = last_event_id->value;
+
+        if (ngx_http_xray_redact(r, xlcf->redact, &value) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
         md->key.data = (u_char *) "last_event_id";
         md->key.len = sizeof("last_event_id") - 1;
-        md->value.data = last_event_id->value.data;
-        md->value.len = last_event_id->value.len;
+        md->value.data = value.data;
+        md->value.len = value.len;
         md++;
     }
 
@@ -995,6 +1017,13 @@ ngx_http_xray_emitter_init(ngx_cycle_t *cycle)
     char                        err[XRAY_EMIT_ERR_LEN];
     xray_emitter_conf_t         conf;
     ngx_http_xray_main_conf_t  *xmcf;
+
+    /* the cache manager and loader never trace */
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
 
     xmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_xray_module);
 

@@ -92,9 +92,15 @@ const char *xray_header_strerror(xray_header_rc_e rc);
 /* 1 if s is exactly a valid trace id (1-<8 hex>-<24 hex>) */
 int xray_trace_id_valid(const unsigned char *s, size_t len);
 
+/* what xray_header_format() writes at most with a parent and ctx (or NULL) */
+#define XRAY_HEADER_FORMAT_LEN(ctx)                                          \
+    (sizeof("Root=;Parent=;Sampled=?") - 1 + XRAY_TRACE_ID_LEN + XRAY_ID_LEN \
+     + ((ctx) ? (ctx)->kept_len + (ctx)->nkept : 0))
+
 /*
  * Writes "Root=<root>;Parent=<parent>;Sampled=<0|1|?>[;kept...]" into buf,
- * which must hold XRAY_HEADER_OUT_MAX bytes.  parent may be NULL (no Parent
+ * which must hold XRAY_HEADER_FORMAT_LEN(ctx) bytes (at most
+ * XRAY_HEADER_OUT_MAX).  parent may be NULL (no Parent
  * field); sampled NONE writes no Sampled field.  kept fields come from ctx
  * (ctx may be NULL for a trace this proxy originated).  Returns the length.
  */

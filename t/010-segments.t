@@ -513,3 +513,34 @@ sub {
        '^ only at the start, the lookbehind sees what precedes, a group '
        . 'in a lookahead is masked where it is');
 }
+
+
+
+=== TEST 20: no live upstreams says so
+--- http_config
+    xray_daemon 127.0.0.1:$TEST_NGINX_XRAY_DAEMON_PORT flush=20ms;
+    xray_sampling_rules $TEST_NGINX_HTML_DIR/always.json;
+    upstream dead {
+        server 127.0.0.1:1 max_fails=1 fail_timeout=60s;
+        server 127.0.0.1:2 max_fails=1 fail_timeout=60s;
+    }
+--- config
+    location /t {
+        xray on;
+        proxy_pass http://dead;
+    }
+--- request eval
+["GET /t", "GET /t"]
+--- error_code eval
+[502, 502]
+--- segment_count: 2
+--- segments eval
+sub {
+    my ($first, $second) = @{ $_[0] };
+    is($first->{cause}{exceptions}[0]{type}, 'UpstreamConnectFailed',
+       'the first attempt was refused');
+    is($second->{cause}{exceptions}[0]{type}, 'NoLiveUpstreams',
+       'then no peer was left to try');
+    is($second->{subsegments}[0]{subsegments}[0]{name}, 'dead',
+       'nginx names the upstream itself then');
+}

@@ -197,3 +197,25 @@ qr{\[emerg\] .*pcre2_compile\(\) failed: missing closing parenthesis in "token=\
 --- must_die
 --- error_log eval
 qr{\[emerg\] .*invalid value "3xx" in "xray_capture_errors" directive, it must be "off", "5xx" or "4xx"}
+
+
+
+=== TEST 14: the module's own annotation keys are refused
+--- config
+    location /t {
+        xray_annotation sse $uri;
+    }
+--- must_die
+--- error_log eval
+qr{\[emerg\] .*annotation key "sse" is the module's own}
+
+
+
+=== TEST 15: at most 48 annotations a level
+--- config eval
+"location /t {\n"
+. CORE::join('', map { "    xray_annotation a$_ \$uri;\n" } 1 .. 49)
+. "}\n"
+--- must_die
+--- error_log eval
+qr{\[emerg\] .*"xray_annotation" directive is used more than 48 times}
