@@ -20,6 +20,7 @@ DEPS_TEST  := libtest-base-perl libtest-longstring-perl liblist-moreutils-perl \
 DEPS_FUZZ  := clang libclang-rt-14-dev
 # the browser test drives Debian's Chromium with playwright-core from npm
 DEPS_E2E   := chromium
+DEPS_BENCH := wrk valgrind util-linux
 
 SRC_C    := $(wildcard src/*.c) ngx_http_xray_module.c
 SRC_H    := $(wildcard src/*.h)
@@ -54,7 +55,7 @@ PROVE_ENV = TEST_NGINX_LOAD_MODULES=$(MODULE) \
 PROVE_INC := $(if $(TEST_NGINX_LIB),-I $(TEST_NGINX_LIB),-I t/runner) -I t/lib
 
 .PHONY: all deps deps-test deps-fuzz deps-e2e module unit e2e test test-asan \
-        run fuzz clean
+        run fuzz bench clean
 
 all: module
 
@@ -131,6 +132,13 @@ fuzz: deps deps-fuzz $(FUZZERS)
 
 run: module
 	scripts/demo.sh $(MODULE)
+
+# plain nginx against the module in one run: wrk ratios, instructions per
+# request (callgrind), the emitter's rate, memory per SSE stream; a few
+# minutes; the report also goes to build/bench/report.txt
+bench: module
+	@scripts/install-deps.sh $(DEPS_BENCH)
+	bench/run.sh $(MODULE)
 
 clean:
 	rm -rf $(BUILD) t/servroot

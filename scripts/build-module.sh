@@ -35,4 +35,7 @@ if [ ! -f "$stamp" ] || [ "$top/config" -nt "$stamp" ] \
 fi
 
 (cd "$tree" && make -s -f "$build/objs/Makefile" modules)
-cp "$build/objs/ngx_http_xray_module.so" "$build/ngx_http_xray_module.so"
+# a rename, not a copy over the old file: nginx processes running with the
+# old module keep their mapping intact
+cp "$build/objs/ngx_http_xray_module.so" "$build/ngx_http_xray_module.so.tmp"
+mv -f "$build/ngx_http_xray_module.so.tmp" "$build/ngx_http_xray_module.so"

@@ -1,0 +1,745 @@
+#!/usr/bin/env bash
+# `make bench`: what ngx_http_xray costs, against the same nginx without it.
+#
+#   bench/run.sh [module.so]
+#
+# 1. throughput (wrk) of one nginx worker proxying to a fast upstream, in four
+#    configurations, in interleaved rounds:
+#      A  module not loaded
+#      B  module loaded, xray off
+#      C  xray on, nothing sampled (rate 0, fixed_target 0)
+#      D  xray on, every request sampled and its segment sent to a UDP sink
+# 2. instructions per request (callgrind) of A and D
+# 3. the emitter: segments D's worker sent vs datagrams the sink received
+# 4. memory per open SSE stream, with and without the module
+#
+# The upstream is a separate nginx (return 200), its worker pinned with wrk,
+# the sink and the SSE peers to CPU 1; the proxy's worker alone has CPU 0,
+# so that its cost, not theirs, sets the throughput.  See bench/README.md.
+#
+# The report goes to stdout and build/bench/report.txt; its last lines are
+# the ratios.  Progress goes to stderr.  Everything listens on 127.0.0.1,
+# ports 3000-3099; the whole run is bounded (BENCH_TIME_LIMIT seconds).
+#
+# Knobs (environment): BENCH_ROUNDS (9), BENCH_SECS (3), BENCH_CONNS (128),
+# BENCH_CG_REQUESTS (5000), BENCH_SSE_STREAMS (2000), BENCH_TIME_LIMIT (420),
+# BENCH_QUIET (15), BENCH_THROUGHPUT_SECS (180), BENCH_NICE (-10, as root),
+# NGINX (/usr/sbin/nginx).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+bench=$top/bench
+module=$(realpath "${1:-$top/build/ngx_http_xray_module.so}")
+nginx=${NGINX:-/usr/sbin/nginx}
+out=$top/build/bench
+report=$out/report.txt
+python=/usr/bin/python3
+[ -x "$python" ] || python=$(command -v python3)
+
+rounds=${BENCH_ROUNDS:-9}
+secs=${BENCH_SECS:-3}
+conns=${BENCH_CONNS:-128}
+cg_requests=${BENCH_CG_REQUESTS:-5000}
+sse_streams=${BENCH_SSE_STREAMS:-2000}
+time_limit=${BENCH_TIME_LIMIT:-420}
+# rounds disturbed by other work (more than BENCH_QUIET % of one CPU) are
+# repeated, up to 2 x BENCH_ROUNDS rounds while BENCH_THROUGHPUT_SECS last
+quiet=${BENCH_QUIET:-15}
+max_rounds=$(( rounds * 2 ))
+throughput_budget=${BENCH_THROUGHPUT_SECS:-180}
+# the benchmark's processes run at this nice value (root only) so that other
+# work on a shared machine disturbs the rounds less
+priority=${BENCH_NICE:--10}
+[ "$(id -u)" -eq 0 ] || priority=0
+
+# ports (3000-3099)
+declare -A port=([A]=3001 [B]=3002 [C]=3003 [D]=3004)
+declare -A sse_port=([A]=3041 [C]=3043 [D]=3044)
+declare -A status_port=([B]=3052 [C]=3053 [D]=3054)
+upstream_port=3010
+sse_upstream_port=3011
+sink_port=3020
+cg_port=3030
+
+configs=(A B C D)
+declare -A title=(
+    [A]="module not loaded"
+    [B]="loaded, xray off"
+    [C]="xray on, none sampled"
+    [D]="xray on, all sampled+sent"
+)
+
+# a valid trace header, sent by every client in every configuration
+trace="Root=1-$(printf '%08x' "$(date +%s)")-abcdef0123456789abcdef01"
+trace+=";Parent=53995c3f42cd8ad8;Sampled=1"
+
+for tool in wrk valgrind callgrind_annotate taskset pgrep cc; do
+    command -v "$tool" >/dev/null \
+        || { echo "bench: $tool is missing" >&2; exit 1; }
+done
+[ -f "$module" ] || { echo "bench: no module at $module" >&2; exit 1; }
+
+rm -rf "$out"
+mkdir -p "$out"
+: > "$report"
+
+# nginx runs a private copy: a concurrent `make module` rewrites the build's
+# .so in place, and a worker whose mapped module changes under it crashes
+cp "$module" "$out/ngx_http_xray_module.so"
+built_module=$module
+module=$out/ngx_http_xray_module.so
+
+# the module's own counters (xray_status), when this build has them
+has_status=no
+grep -q xray_status "$module" && has_status=yes
+
+# progress goes to the script's stderr even where a command's is redirected
+exec 9>&2
+log() { echo "bench: $*" >&9; }
+say() { printf '%s\n' "$*" | tee -a "$report"; }
+
+# Two CPUs: the proxy's worker alone on CPU 0; wrk, the upstream, the sink
+# and the SSE peers on CPU 1.  One CPU: no pinning.
+if [ "$(nproc)" -ge 2 ]; then
+    proxy_affinity="worker_cpu_affinity 01;"
+    other_affinity="worker_cpu_affinity 10;"
+    on_proxy_cpu=(nice -n "$priority" taskset -c 0)
+    on_other_cpu=(nice -n "$priority" taskset -c 1)
+else
+    proxy_affinity=""
+    other_affinity=""
+    on_proxy_cpu=(nice -n "$priority")
+    on_other_cpu=(nice -n "$priority")
+fi
+
+# ---------------------------------------------------------------- processes
+
+pids=()
+watchdog=
+
+cleanup() {
+    local pid i
+
+    trap - EXIT INT TERM
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for i in $(seq 50); do
+        for pid in "${pids[@]}"; do
+            kill -0 "$pid" 2>/dev/null && break
+            pid=
+        done
+        [ -z "$pid" ] && break
+        sleep 0.1
+    done
+    for pid in "${pids[@]}"; do
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    [ -n "$watchdog" ] && kill "$watchdog" 2>/dev/null
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# the whole run is bounded: past the limit the script is stopped, and the
+# EXIT trap stops everything it started
+( trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+  sleep "$time_limit" & sleeper=$!
+  wait "$sleeper" || exit 0
+  echo "bench: over ${time_limit}s, stopping" >&9
+  kill -TERM $$ ) 2>/dev/null &
+watchdog=$!
+
+# waits (at most $2 seconds) until something accepts on 127.0.0.1:$1
+wait_port() {
+    local i
+
+    for i in $(seq $(( $2 * 10 ))); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    log "nothing listens on 127.0.0.1:$1 after $2 s"
+    return 1
+}
+
+# stops one process we started: $2 is the signal; waits at most $3 seconds
+stop_pid() {
+    local pid=$1 sig=${2:-TERM} secs=${3:-10} i
+
+    kill "-$sig" "$pid" 2>/dev/null || return 0
+    for i in $(seq $(( secs * 10 ))); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# render <template> <run dir> <port> <load_module line> <http xray>
+#        <server xray> <master_process> <affinity line> [status server]
+render() {
+    mkdir -p "$2/tmp"
+    sed -e "s|@RUN@|$2|g" \
+        -e "s|@PORT@|$3|g" \
+        -e "s|@LOAD_MODULE@|$4|g" \
+        -e "s|@XRAY_HTTP@|$5|g" \
+        -e "s|@XRAY_SERVER@|$6|g" \
+        -e "s|@MASTER@|$7|g" \
+        -e "s|@AFFINITY@|$8|g" \
+        -e "s|@PRIORITY@|$priority|g" \
+        -e "s|@STATUS_SERVER@|${9:-}|g" \
+        -e "s|@UPSTREAM_PORT@|$upstream_port|g" \
+        -e "s|@SSE_PORT@|$sse_upstream_port|g" \
+        "$1" > "$2/nginx.conf"
+}
+
+# proxy_conf <config A-D> <run dir> <port> <master on|off> <affinity line>
+#            [status port]
+proxy_conf() {
+    local load="load_module $module;" http="" server="" status=""
+    local daemon="xray_daemon 127.0.0.1:$sink_port;"
+
+    if [ -n "${6:-}" ] && [ "$1" != A ] && [ "$has_status" = yes ]; then
+        status="server { listen 127.0.0.1:$6; location = /metrics { xray_status; } }"
+    fi
+
+    case $1 in
+    A) load="" ;;
+    B) http="$daemon"; server="xray off;" ;;
+    C) http="xray_sampling_rules $bench/conf/rules-none.json; $daemon"
+       server="xray on;" ;;
+    D) http="xray_sampling_rules $bench/conf/rules-all.json; $daemon"
+       server="xray on;" ;;
+    esac
+    render "$bench/conf/proxy.conf.in" "$2" "$3" "$load" "$http" "$server" \
+        "$4" "$5" "$status"
+}
+
+# start_nginx <run dir> <port>: sets $master
+start_nginx() {
+    "$nginx" -t -q -p "$1" -c "$1/nginx.conf" -e "$1/error.log"
+    "$nginx" -p "$1" -c "$1/nginx.conf" -e "$1/error.log" \
+        >>"$1/stderr.log" 2>&1 &
+    master=$!
+    pids+=("$master")
+    wait_port "$2" 10
+    kill -0 "$master" 2>/dev/null \
+        || { log "nginx in $1 did not start: $(tail -3 "$1/error.log")"; exit 1; }
+}
+
+worker_of() {
+    local i w
+
+    for i in $(seq 50); do
+        w=$(pgrep -P "$1" | head -1) && [ -n "$w" ] && { echo "$w"; return; }
+        sleep 0.1
+    done
+    log "no worker under nginx $1"
+    return 1
+}
+
+# user and system CPU ticks of a process
+cpu_ticks() {
+    awk '{ print $14, $15 }' "/proc/$1/stat"
+}
+
+# metric <config> <name with labels>: a counter from the module's status
+# page (xray_status), or "-" without one
+metric() {
+    local body
+
+    if [ "$has_status" != yes ] || [ -z "${status_port[$1]:-}" ]; then
+        echo -
+        return
+    fi
+    body=$(exec 3<>"/dev/tcp/127.0.0.1/${status_port[$1]}" \
+           && printf 'GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n' >&3 \
+           && timeout 5 cat <&3) || { echo -; return; }
+    # "name*" adds up every series whose name and labels start with name
+    printf '%s\n' "$body" | tr -d '\r' \
+        | awk -v m="$2" '
+            m ~ /\*$/ && index($1, substr(m, 1, length(m) - 1)) == 1 { v += $2 }
+            $1 == m { v = $2 }
+            END { print v + 0 }'
+}
+
+counters=(
+    'nginx_xray_requests_total{outcome="sampled"}'
+    'nginx_xray_requests_total{outcome="not_sampled"}'
+    'nginx_xray_requests_total{outcome="no_context"}'
+    'nginx_xray_documents_queued_total'
+    'nginx_xray_documents_sent_total'
+    'nginx_xray_documents_dropped_total*'
+)
+
+# counters_snapshot <array name>: the counters of B, C and D
+counters_snapshot() {
+    local -n snap=$1
+    local c m
+
+    for c in B C D; do
+        for m in "${counters[@]}"; do
+            snap[$c,$m]=$(metric "$c" "$m")
+        done
+    done
+}
+
+# counter_delta <config> <name>
+counter_delta() {
+    local a=${m_before[$1,$2]:--} b=${m_after[$1,$2]:--}
+
+    if [ "$a" = - ] || [ "$b" = - ]; then
+        echo -
+    else
+        awk -v a="$a" -v b="$b" 'BEGIN { printf "%d", b - a }'
+    fi
+}
+
+rss_kib() {
+    awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
+}
+
+# datagrams the sink has received so far (it prints a line on SIGUSR1)
+sink_field() {
+    local before after i
+
+    before=$(wc -l < "$out/sink.out")
+    kill -USR1 "$sink"
+    for i in $(seq 50); do
+        after=$(wc -l < "$out/sink.out")
+        [ "$after" -gt "$before" ] && break
+        sleep 0.05
+    done
+    tail -1 "$out/sink.out" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'
+}
+
+median() {
+    sort -g | awk '{ v[NR] = $1 }
+        END { if (NR == 0) print 0;
+              else if (NR % 2) print v[(NR + 1) / 2];
+              else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# ------------------------------------------------------------------- set-up
+
+for p in "${port[@]}" "${sse_port[@]}" "$upstream_port" "$sse_upstream_port" \
+         "$cg_port"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        log "127.0.0.1:$p is in use: another benchmark running?"
+        exit 1
+    fi
+done
+
+ulimit -n "$(ulimit -Hn)"
+
+cc -O2 -Wall -Wextra -o "$out/udpsink" "$bench/udpsink.c"
+
+"${on_other_cpu[@]}" "$out/udpsink" "$sink_port" "$time_limit" \
+    > "$out/sink.out" 2> "$out/sink.err" &
+sink=$!
+pids+=("$sink")
+
+render "$bench/conf/upstream.conf.in" "$out/upstream" "$upstream_port" \
+    "" "" "" on "$other_affinity"
+start_nginx "$out/upstream" "$upstream_port"
+upstream_worker=$(worker_of "$master")
+
+"${on_other_cpu[@]}" "$python" -u "$bench/sse.py" server "$sse_upstream_port" \
+    > "$out/sse-upstream.log" 2>&1 &
+pids+=("$!")
+
+declare -A master_of worker
+for c in "${configs[@]}"; do
+    proxy_conf "$c" "$out/proxy-$c" "${port[$c]}" on "$proxy_affinity" \
+        "${status_port[$c]:-}"
+    start_nginx "$out/proxy-$c" "${port[$c]}"
+    master_of[$c]=$master
+    worker[$c]=$(worker_of "$master")
+done
+wait_port "$sse_upstream_port" 10
+
+say "ngx_http_xray benchmark  $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+say "nginx: $("$nginx" -v 2>&1 | sed 's/^nginx version: //'), module: $built_module"
+say "  (git $(git -C "$top" describe --always --dirty 2>/dev/null || echo '?'), copied to $module)"
+say "machine: $(nproc) CPUs, $(uname -r); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+say "pinning: proxy worker on CPU 0 alone; wrk, upstream nginx (return 200), UDP sink, SSE peers on CPU 1;"
+say "  all at nice $priority"
+say ""
+
+# ----------------------------------------------------------- 1. throughput
+
+# run_wrk <config> <seconds>: one wrk run; sets rps, requests, bad, and
+# wrk_cpu (its own user+system CPU seconds)
+run_wrk() {
+    local f=$out/wrk-$1.txt TIMEFORMAT='%3U %3S' u k
+
+    { time "${on_other_cpu[@]}" wrk -t1 -c"$conns" -d"$2"s \
+          -H "X-Amzn-Trace-Id: $trace" "http://127.0.0.1:${port[$1]}/" \
+          > "$f" 2>&1 ; } 2> "$out/wrk.time" || true
+    read -r u k < "$out/wrk.time" || true
+    wrk_cpu=$(awk -v u="${u:-0}" -v k="${k:-0}" 'BEGIN { print u + k }')
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$f")
+    requests=$(awk '/requests in/ { print $1 }' "$f")
+    bad=$(awk '/Non-2xx/ { n += $NF } /Socket errors/ { n += 1 }
+               END { print n + 0 }' "$f")
+    rps=${rps:-0}
+    requests=${requests:-0}
+}
+
+# CPU ticks all processes have used so far (user, nice, system; both CPUs)
+tasks_ticks() {
+    awk '/^cpu / { print $2 + $3 + $4; exit }' /proc/stat
+}
+
+log "throughput: warm-up"
+for c in "${configs[@]}"; do
+    run_wrk "$c" 1
+done
+
+# A round runs A, B, C and D once each, in rotating order.  Other work on
+# the machine (CPU time of processes outside the benchmark) is measured
+# during each run; a round where it exceeded $quiet% of one CPU is
+# repeated, as long as the time allotted to throughput lasts, and left out
+# when enough quiet rounds were measured.
+declare -A rps_of cpu_of usr_of sys_of other_of m_before m_after
+counters_snapshot m_before
+round_ok=()
+sent_total=0
+received_total=0
+overflow_before=$(sink_field overflow)
+hz=$(getconf CLK_TCK)
+anomalies=0
+attempts=0
+quiet_rounds=0
+t_start=$SECONDS
+
+while [ "$quiet_rounds" -lt "$rounds" ] && [ "$attempts" -lt "$max_rounds" ] \
+      && { [ "$attempts" -lt "$rounds" ] \
+           || [ $(( SECONDS - t_start )) -lt "$throughput_budget" ]; }
+do
+    attempts=$((attempts + 1))
+    r=$attempts
+    # the order rotates (ABCD, BCDA, ...) so that no configuration always
+    # follows the same one
+    shift=$(( (r - 1) % ${#configs[@]} ))
+    order=("${configs[@]:shift}" "${configs[@]:0:shift}")
+    round_order[$r]=$(printf '%s' "${order[@]}")
+    other_max=0
+    for c in "${order[@]}"; do
+        log "throughput: round $r ($quiet_rounds of $rounds quiet so far), $c"
+        read -r u0 k0 < <(cpu_ticks "${worker[$c]}")
+        read -r uu0 uk0 < <(cpu_ticks "$upstream_worker")
+        read -r su0 sk0 < <(cpu_ticks "$sink")
+        all0=$(tasks_ticks)
+        [ "$c" = D ] && s0=$(sink_field datagrams)
+        run_wrk "$c" "$secs"
+        all1=$(tasks_ticks)
+        read -r u1 k1 < <(cpu_ticks "${worker[$c]}")
+        read -r uu1 uk1 < <(cpu_ticks "$upstream_worker")
+        read -r su1 sk1 < <(cpu_ticks "$sink")
+        rps_of[$c,$r]=$rps
+        cpu_of[$c,$r]=$(( (u1 - u0 + k1 - k0) * 100 / (hz * secs) ))
+        usr_of[$c,$r]=$(awk -v t=$((u1 - u0)) -v hz="$hz" -v n="$requests" \
+                           'BEGIN { if (n > 0) printf "%.2f", t * 1e6 / hz / n }')
+        sys_of[$c,$r]=$(awk -v t=$((k1 - k0)) -v hz="$hz" -v n="$requests" \
+                           'BEGIN { if (n > 0) printf "%.2f", t * 1e6 / hz / n }')
+        other=$(awk -v all=$((all1 - all0)) \
+                    -v ours=$((u1 - u0 + k1 - k0 + uu1 - uu0 + uk1 - uk0 + su1 - su0 + sk1 - sk0)) \
+                    -v w="$wrk_cpu" -v hz="$hz" -v s="$secs" \
+                    'BEGIN { o = ((all - ours) / hz - w) * 100 / s
+                             if (o < 0) o = 0; printf "%d", o }')
+        [ "$other" -gt "$other_max" ] && other_max=$other
+        if [ "$bad" -ne 0 ] || [ "$requests" -eq 0 ]; then
+            anomalies=$((anomalies + 1))
+            cp "$out/wrk-$c.txt" "$out/wrk-$c-round$r-errors.txt"
+        fi
+        if [ "$c" = D ]; then
+            sleep 0.3    # the emitter's flush timer (100 ms)
+            s1=$(sink_field datagrams)
+            sent_total=$((sent_total + requests))
+            received_total=$((received_total + s1 - s0))
+        fi
+    done
+    other_of[$r]=$other_max
+    if [ "$other_max" -le "$quiet" ]; then
+        quiet_rounds=$((quiet_rounds + 1))
+    fi
+done
+overflow_after=$(sink_field overflow)
+throughput_secs=$(( SECONDS - t_start ))
+counters_snapshot m_after
+
+# the rounds the medians are taken over: the quiet ones when there are at
+# least 5 (or all that were asked for), else all of them
+used=()
+for r in $(seq "$attempts"); do
+    if [ "$quiet_rounds" -ge 5 ] || [ "$quiet_rounds" -ge "$rounds" ]; then
+        [ "${other_of[$r]}" -le "$quiet" ] && used+=("$r")
+    else
+        used+=("$r")
+    fi
+done
+
+say "1. Throughput: wrk -t1 -c$conns, rounds of ${secs}s per configuration, requests/s"
+say "   (every request carries a valid X-Amzn-Trace-Id; 1 proxy worker, access_log off,"
+say "   proxy_pass with keepalive to a separate 1-worker nginx answering return 200)"
+say ""
+say "$(printf '   %5s %5s %9s %9s %9s %9s %6s %5s' round order A B C D other used)"
+for r in $(seq "$attempts"); do
+    u=no
+    for x in "${used[@]}"; do [ "$x" = "$r" ] && u=yes; done
+    say "$(printf '   %5d %5s %9.0f %9.0f %9.0f %9.0f %5d%% %5s' "$r" "${round_order[$r]}" \
+           "${rps_of[A,$r]}" "${rps_of[B,$r]}" "${rps_of[C,$r]}" "${rps_of[D,$r]}" \
+           "${other_of[$r]}" "$u")"
+done
+say "   (other: CPU time of processes outside the benchmark during the round, in %"
+say "   of one CPU, the most of its 4 runs; a round above $quiet% is repeated while"
+say "   time allows (${throughput_budget}s), and left out when 5 or more quiet rounds exist)"
+say ""
+say "$(printf '   %-28s %9s %6s %7s %7s' "over the ${#used[@]} rounds used" 'median' 'cpu' 'usr us' 'sys us')"
+declare -A med cpu_med cost
+for c in "${configs[@]}"; do
+    med[$c]=$(for r in "${used[@]}"; do echo "${rps_of[$c,$r]}"; done | median)
+    cpu=$(for r in "${used[@]}"; do echo "${cpu_of[$c,$r]}"; done | median)
+    usr=$(for r in "${used[@]}"; do echo "${usr_of[$c,$r]:-0}"; done | median)
+    sys=$(for r in "${used[@]}"; do echo "${sys_of[$c,$r]:-0}"; done | median)
+    cpu_med[$c]=$cpu
+    cost[$c]=$(awk -v u="$usr" -v s="$sys" 'BEGIN { print u + s }')
+    say "$(printf '   %-28s %9.0f %5.0f%% %7.2f %7.2f' "$c ${title[$c]}" \
+           "${med[$c]}" "$cpu" "$usr" "$sys")"
+done
+say "   (cpu: the proxy worker's CPU time during a run; near 100% the proxy, not"
+say "   wrk or the upstream on the other CPU, was the bottleneck.  usr, sys: its CPU"
+say "   microseconds per request in user space and in the kernel; softirq time,"
+say "   where loopback delivers what the worker sends, is not included)"
+for c in B C D; do
+    paired=$(for r in "${used[@]}"; do
+                 awk -v x="${rps_of[$c,$r]}" -v a="${rps_of[A,$r]}" \
+                     'BEGIN { if (a > 0) printf "%.4f\n", x / a }'
+             done | median)
+    say "$(printf '   %s/A, median of the per-round ratios: %.3f' "$c" "$paired")"
+done
+for c in C D; do
+    say "$(printf '   %s/A from CPU time per request (usr+sys of A / of %s): %.3f' \
+           "$c" "$c" "$(awk -v a="${cost[A]}" -v x="${cost[$c]}" \
+                        'BEGIN { if (x > 0) print a / x; else print 0 }')")"
+done
+busy=$(for c in "${configs[@]}"; do echo "${cpu_med[$c]}"; done | sort -n | head -1)
+if [ "$quiet_rounds" -lt 5 ] && [ "$quiet_rounds" -lt "$rounds" ]; then
+    say "   WARNING: only $quiet_rounds quiet round(s) in ${throughput_secs}s: other work on the"
+    say "   machine disturbed the measurement; the requests/s ratios are unreliable"
+elif [ "$busy" -lt 85 ]; then
+    say "   WARNING: the proxy worker had the CPU only ${busy}% of the time in some"
+    say "   configuration: it was not the bottleneck; the ratios understate its cost"
+fi
+[ "$anomalies" -gt 0 ] \
+    && say "   WARNING: $anomalies run(s) had errors or non-2xx answers, see $out/wrk-*-errors.txt"
+say ""
+
+# ------------------------------------------------------ 2. instructions
+
+# callgrind_run <config> <requests>: sets cg_ir, the Ir of nginx
+# (master_process off) from start to exit, serving that many requests on one
+# keep-alive connection
+callgrind_run() {
+    local dir=$out/cg-$1-$2 vg f
+
+    proxy_conf "$1" "$dir" "$cg_port" off ""
+    f=$dir/callgrind.out
+    "${on_proxy_cpu[@]}" timeout 300 valgrind --tool=callgrind \
+        --callgrind-out-file="$f" \
+        "$nginx" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" \
+        > "$dir/valgrind.log" 2>&1 &
+    vg=$!
+    pids+=("$vg")
+    wait_port "$cg_port" 60
+    if [ "$2" -gt 0 ]; then
+        "${on_other_cpu[@]}" timeout 240 "$python" "$bench/requests.py" \
+            "$cg_port" "$2" "$trace" > "$dir/client.txt" 2>&1 \
+            || log "callgrind $1: the client failed: $(cat "$dir/client.txt")"
+    fi
+    sleep 0.3
+    # timeout(1) passes the signal on to valgrind, which passes it to nginx
+    stop_pid "$vg" QUIT 60
+    cg_ir=$(awk '/^(summary|totals):/ { print $2; exit }' "$f")
+}
+
+declare -A ir
+cg_configs=(A C D)
+for c in "${cg_configs[@]}"; do
+    for n in 0 "$cg_requests"; do
+        log "callgrind: $c, $n requests"
+        callgrind_run "$c" "$n"
+        ir[$c,$n]=${cg_ir:-0}
+    done
+done
+
+say "2. Instructions per request: callgrind (user-space instructions), nginx master_process off, $cg_requests requests"
+say "   on one keep-alive connection; (Ir(N) - Ir(0)) / N, N = $cg_requests"
+say ""
+declare -A per_req
+for c in "${cg_configs[@]}"; do
+    per_req[$c]=$(( (${ir[$c,$cg_requests]} - ${ir[$c,0]}) / cg_requests ))
+    say "$(printf '   %-28s Ir(0) %12d  Ir(N) %12d  per request %7d' \
+           "$c ${title[$c]}" "${ir[$c,0]}" "${ir[$c,$cg_requests]}" \
+           "${per_req[$c]}")"
+done
+for c in C D; do
+    added=$(( ${per_req[$c]} - ${per_req[A]} ))
+    say "$(printf '   added by the module per request, %s - A: %6d instructions (%+.1f%%)' \
+           "$c" "$added" \
+           "$(awk -v a="$added" -v b="${per_req[A]}" 'BEGIN { print 100 * a / b }')")"
+done
+say ""
+say "   where D's extra instructions go, per request: exclusive Ir of each function,"
+say "   ((D(N) - D(0)) - (A(N) - A(0))) / N from callgrind_annotate; user space only,"
+say "   the kernel's side of syscalls is not counted:"
+for c in "${cg_configs[@]}"; do
+    for n in 0 "$cg_requests"; do
+        callgrind_annotate --inclusive=no --threshold=100 --auto=no \
+            "$out/cg-$c-$n/callgrind.out" > "$out/cg-$c-$n.self" 2>/dev/null
+    done
+done
+"$python" "$bench/cgdiff.py" diff --src "$top" "$out/cg-A-0.self" "$out/cg-A-$cg_requests.self" \
+    "$out/cg-D-0.self" "$out/cg-D-$cg_requests.self" "$cg_requests" 20 \
+    | while IFS= read -r l; do say "   $l"; done
+say ""
+say "   the same for C (unsampled), C minus A:"
+"$python" "$bench/cgdiff.py" diff --src "$top" "$out/cg-A-0.self" "$out/cg-A-$cg_requests.self" \
+    "$out/cg-C-0.self" "$out/cg-C-$cg_requests.self" "$cg_requests" 8 \
+    | while IFS= read -r l; do say "   $l"; done
+say ""
+say "   calls per request of a few library functions:"
+"$python" "$bench/cgdiff.py" calls "$cg_requests" \
+    $(for c in "${cg_configs[@]}"; do
+          printf '%s:%s:%s ' "$c" "$out/cg-$c-0/callgrind.out" \
+              "$out/cg-$c-$cg_requests/callgrind.out"
+      done) -- \
+    malloc=malloc 'posix_memalign (pool blocks)=posix_memalign' free=free \
+    memcpy='.*memcpy.*|.*memmove.*' 'sendmmsg (syscall)=sendmmsg' \
+    gettimeofday='.*gettimeofday.*' clock_gettime='.*clock_gettime.*' \
+    | while IFS= read -r l; do say "   $l"; done
+say "   (listings: $out/cg-*.self; callgrind_annotate $out/cg-D-$cg_requests/callgrind.out)"
+say ""
+
+# --------------------------------------------------------- 3. emitter
+
+errlog_drops=$(grep -c 'not sent to the daemon' "$out/proxy-D/error.log" || true)
+say "3. Emitter: D's worker over all its $attempts rounds ($(( attempts * secs )) s of wrk -c$conns)"
+say ""
+say "   responses wrk completed:                    $sent_total"
+say "   segments queued (module's counters):        $(counter_delta D nginx_xray_documents_queued_total)"
+say "   segments the kernel accepted (sent):        $(counter_delta D nginx_xray_documents_sent_total)"
+say "   segments dropped by the emitter:            $(counter_delta D 'nginx_xray_documents_dropped_total*')"
+say "   datagrams the sink received:                $received_total"
+say "   segments per second delivered:              $(( received_total / (attempts * secs) ))"
+say "   kernel drops at the sink's socket:          $(( overflow_after - overflow_before )) (SO_RXQ_OVFL; receive buffer $(sink_field rcvbuf) bytes)"
+say "   emitter warnings in D's error log:          $errlog_drops"
+say "   (wrk does not count the requests in flight when it stops, up to $conns a run;"
+say "   nginx completes and records them: queued >= completed)"
+say ""
+say "   the module's request counters over the same rounds (B, C, D):"
+for c in B C D; do
+    say "$(printf '   %-28s sampled %9s  not sampled %9s  no context %6s' "$c ${title[$c]}" \
+           "$(counter_delta "$c" 'nginx_xray_requests_total{outcome="sampled"}')" \
+           "$(counter_delta "$c" 'nginx_xray_requests_total{outcome="not_sampled"}')" \
+           "$(counter_delta "$c" 'nginx_xray_requests_total{outcome="no_context"}')")"
+done
+say ""
+
+# ------------------------------------------------------------ 4. SSE
+
+# sse_run <config>: sets sse_result
+sse_run() {
+    local c=$1 dir=$out/sse-$c p=${sse_port[$1]} w client ready i
+    local rss0 rss1 rss2 d0 d1 d2 got
+
+    proxy_conf "$c" "$dir" "$p" on "$proxy_affinity"
+    start_nginx "$dir" "$p"
+    w=$(worker_of "$master")
+
+    # warm-up: a few streams opened and closed, so that code pages and the
+    # first allocations are not counted as per-stream memory
+    "${on_other_cpu[@]}" "$python" "$bench/sse.py" client "$p" 20 \
+        "$dir/warm.ready" 15 "$trace" > "$dir/client.log" 2>&1 &
+    client=$!
+    pids+=("$client")
+    for i in $(seq 150); do [ -f "$dir/warm.ready" ] && break; sleep 0.1; done
+    stop_pid "$client" TERM 10
+    sleep 1.2
+
+    rss0=$(rss_kib "$w")
+    d0=$(sink_field datagrams)
+    "${on_other_cpu[@]}" "$python" "$bench/sse.py" client "$p" "$sse_streams" \
+        "$dir/ready" 60 "$trace" >> "$dir/client.log" 2>&1 &
+    client=$!
+    pids+=("$client")
+    for i in $(seq 600); do [ -f "$dir/ready" ] && break; sleep 0.1; done
+    got=$(cat "$dir/ready" 2>/dev/null || echo 0)
+    sleep 2.5    # two more events on every stream
+    rss1=$(rss_kib "$w")
+    d1=$(sink_field datagrams)
+    stop_pid "$client" TERM 10
+    sleep 1.5    # nginx sees the streams close, the log phase runs
+    rss2=$(rss_kib "$w")
+    d2=$(sink_field datagrams)
+    stop_pid "$master" QUIT 10
+
+    sse_result=$(printf '   %-28s %7d %9d %9d %9d %11.2f %6d %7d' \
+        "$c ${title[$c]}" "$got" "$rss0" "$rss1" "$rss2" \
+        "$(awk -v a="$rss0" -v b="$rss1" -v n="$got" \
+               'BEGIN { print n ? (b - a) / n : 0 }')" \
+        "$(( d1 - d0 ))" "$(( d2 - d1 ))")
+    sse_per[$c]=$(awk -v a="$rss0" -v b="$rss1" -v n="$got" \
+                      'BEGIN { print n ? (b - a) / n : 0 }')
+}
+
+declare -A sse_per
+sse_lines=()
+for c in A C D; do
+    log "SSE: $c, $sse_streams streams"
+    sse_run "$c"
+    sse_lines+=("$sse_result")
+done
+
+say "4. SSE: $sse_streams concurrent streams through one worker (proxy_buffering off),"
+say "   one event a second each; the worker's VmRSS in KiB"
+say ""
+say "$(printf '   %-28s %7s %9s %9s %9s %11s %6s %7s' config streams before open closed \
+       'KiB/stream' 'docs' 'docs')"
+say "$(printf '   %-28s %7s %9s %9s %9s %11s %6s %7s' '' '' '' '' '' '' 'open' 'closed')"
+for l in "${sse_lines[@]}"; do say "$l"; done
+say "$(printf '   the module per stream: C - A %.2f KiB, D - A %.2f KiB' \
+       "$(awk -v a="${sse_per[C]}" -v b="${sse_per[A]}" 'BEGIN { print a - b }')" \
+       "$(awk -v a="${sse_per[D]}" -v b="${sse_per[A]}" 'BEGIN { print a - b }')")"
+say "   (docs open: datagrams the sink got while the streams opened, one"
+say "   in_progress document each for D; docs closed: one complete segment each)"
+say ""
+
+# ------------------------------------------------------------- ratios
+
+crashes=$(cat "$out"/*/error.log | grep -c 'exited on signal' || true)
+if [ "$crashes" -gt 0 ]; then
+    say "WARNING: $crashes nginx worker(s) crashed during the run:"
+    grep -l 'exited on signal' "$out"/*/error.log | sed 's/^/   /' | tee -a "$report"
+    say ""
+fi
+
+ratio() {
+    awk -v x="$1" -v a="$2" 'BEGIN { r = 0; if (a > 0) r = x / a
+                                     printf "%.3f", r }'
+}
+verdict() {
+    awk -v r="$1" -v t="$2" 'BEGIN { v = "MISSED"; if (r + 0 >= t + 0) v = "met"
+                                     print v }'
+}
+
+rb=$(ratio "${med[B]}" "${med[A]}")
+rc=$(ratio "${med[C]}" "${med[A]}")
+rd=$(ratio "${med[D]}" "${med[A]}")
+say "ratios of median requests/s (A = plain nginx, ${#used[@]} rounds):"
+say "ratio loaded-off/plain: ${rb}x"
+say "ratio unsampled/plain: ${rc}x (target >= 0.99, $(verdict "$rc" 0.99))"
+say "ratio sampled/plain: ${rd}x (target >= 0.97, $(verdict "$rd" 0.97))"
