@@ -275,7 +275,7 @@ ngx_http_xray_handler(ngx_http_request_t *r)
     ngx_int_t                   rc;
     ngx_str_t                   trust;
     ngx_uint_t                  invalid;
-    struct timeval              tv;
+    ngx_time_t                 *tp;
     ngx_table_elt_t            *h;
     xray_trace_ctx_t            tc;
     ngx_pool_cleanup_t         *cln;
@@ -347,8 +347,9 @@ ngx_http_xray_handler(ngx_http_request_t *r)
     xray_id_segment(&ngx_http_xray_rng, ctx->segment_id);
     xray_id_segment(&ngx_http_xray_rng, ctx->upstream_id);
 
-    ngx_gettimeofday(&tv);
-    ctx->decided = (uint64_t) tv.tv_sec * 1000000 + tv.tv_usec;
+    /* the event loop's time, as r->start_sec and r->start_msec are */
+    tp = ngx_timeofday();
+    ctx->decided = (uint64_t) tp->sec * 1000000 + tp->msec * 1000;
 
     if (tc.sampled != XRAY_SAMPLED_NONE
         && tc.sampled != XRAY_SAMPLED_REQUESTED
@@ -469,7 +470,12 @@ ngx_http_xray_read_context(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
             i = 0;
         }
 
-        if (!ngx_http_xray_is_trace_header(&h[i])) {
+        /* nginx hashed the lowercased name already: compare that first */
+        if (h[i].hash != ngx_http_xray_header_hash
+            || h[i].key.len != sizeof(ngx_http_xray_header_lc) - 1
+            || ngx_strncmp(h[i].lowcase_key, ngx_http_xray_header_lc,
+                           sizeof(ngx_http_xray_header_lc) - 1) != 0)
+        {
             continue;
         }
 
