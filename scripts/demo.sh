@@ -16,6 +16,8 @@ upstream_port=${DEMO_UPSTREAM_PORT:-8081}
 sink_port=${DEMO_SINK_PORT:-2000}
 
 mkdir -p "$run/tmp"
+# nginx would look for a relative path under its prefix
+[ -z "$module" ] || module=$(realpath "$module")
 load="load_module $module;"
 [ -n "$module" ] || load="# the module is compiled in"
 sed -e "s|@TOP@|$top|g" -e "s|@LOAD_MODULE@|$load|g" -e "s|@RUN@|$run|g" \
