@@ -116,6 +116,7 @@ test-asan: deps-test
 $(BUILD)/fuzz/%: t/unit/%.c $(PURE_SRC) $(SRC_H)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=undefined \
 	    -o $@ $< $(PURE_SRC) $(UNIT_LIBS)
 
 # each target runs for FUZZ_SECS seconds from its committed seed corpus

@@ -32,6 +32,16 @@
 #define XRAY_SEEN_SAMPLED      0x04
 #define XRAY_SEEN_SELF         0x08
 
+/* byte classes, see xray_header_class[] */
+#define XRAY_C_BAD             0x01    /* never allowed */
+#define XRAY_C_SPACE           0x02    /* SP, HTAB */
+#define XRAY_C_KEY             0x04    /* [A-Za-z0-9_.-] */
+#define XRAY_C_HEX             0x08    /* [0-9a-fA-F] */
+#define XRAY_C_SEMI            0x10    /* ';' */
+
+/* what ends a value on the fast path */
+#define XRAY_C_STOP            (XRAY_C_BAD|XRAY_C_SPACE|XRAY_C_SEMI)
+
 
 typedef struct {
     unsigned  seen;                    /* XRAY_SEEN_* */
@@ -42,23 +52,53 @@ typedef struct {
 } xray_header_state_t;
 
 
-static xray_header_rc_e xray_header_check_bytes(const unsigned char *p,
-    size_t len);
 static xray_header_rc_e xray_header_field(const unsigned char *start,
     const unsigned char *end, xray_trace_ctx_t *ctx,
     xray_header_state_t *st);
 static xray_header_rc_e xray_header_keep(const unsigned char *key,
     size_t key_len, const unsigned char *end, xray_trace_ctx_t *ctx,
     xray_header_state_t *st);
+static xray_header_rc_e xray_header_fail(const unsigned char *p,
+    const unsigned char *end, xray_header_rc_e rc);
 static unsigned xray_reserved_key(const unsigned char *key, size_t len);
-static int xray_is_space(unsigned char c);
-static int xray_is_hex(unsigned char c);
-static int xray_is_key_char(unsigned char c);
+static unsigned xray_reserved_prefix(const unsigned char *p, size_t n,
+    const unsigned char **val);
+static uint32_t xray_lower4(const unsigned char *p);
 static int xray_hex_valid(const unsigned char *p, size_t len);
 static int xray_key_eq(const unsigned char *a, const unsigned char *b,
     size_t len);
 static unsigned char *xray_copy(unsigned char *dst, const void *src,
     size_t len);
+
+
+#define xray_is_space(c)     (xray_header_class[c] & XRAY_C_SPACE)
+#define xray_is_key_char(c)  (xray_header_class[c] & XRAY_C_KEY)
+
+
+/*
+ * XRAY_C_* of every byte: one load tells what a byte may be.  BAD: control
+ * bytes but HTAB, 0x7f and above, ','.  No <ctype.h>: it depends on the
+ * locale.
+ */
+
+static const unsigned char  xray_header_class[256] = {
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  2,  1,  1,  1,  1,  1,  1,  /* 00 */
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  /* 10 */
+     2,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  1,  4,  4,  0,  /* 20 */
+    12, 12, 12, 12, 12, 12, 12, 12, 12, 12,  0, 16,  0,  0,  0,  0,  /* 30 */
+     0, 12, 12, 12, 12, 12, 12,  4,  4,  4,  4,  4,  4,  4,  4,  4,  /* 40 */
+     4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  0,  0,  0,  0,  4,  /* 50 */
+     0, 12, 12, 12, 12, 12, 12,  4,  4,  4,  4,  4,  4,  4,  4,  4,  /* 60 */
+     4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  0,  0,  0,  0,  1,  /* 70 */
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  /* 80 */
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  /* 90 */
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  /* a0 */
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  /* b0 */
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  /* c0 */
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  /* d0 */
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  /* e0 */
+     1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1   /* f0 */
+};
 
 
 /* indexed by xray_header_rc_e */
@@ -78,11 +118,23 @@ static const char  *const xray_header_errors[] = {
 };
 
 
+/*
+ * One pass over the value, field by field.  The fast path takes a field
+ * "key=value" without whitespace around '=' or the value, whose value is
+ * good; everything else (whitespace, bad or duplicate fields, bad bytes)
+ * goes to xray_header_field(), the exact rules, for that field alone.
+ *
+ * Every byte before the current field is known good, so a bad byte found
+ * in it is BAD_CHAR at once; any other error needs the rest of the value
+ * checked for bad bytes first (xray_header_fail()), because BAD_CHAR wins.
+ */
+
 xray_header_rc_e
 xray_header_parse(const unsigned char *value, size_t len,
     xray_trace_ctx_t *ctx)
 {
-    const unsigned char  *p, *end, *semi;
+    unsigned              bit, semi;
+    const unsigned char  *p, *q, *end, *val;
     xray_header_rc_e      rc;
     xray_header_state_t   st;
 
@@ -96,69 +148,195 @@ xray_header_parse(const unsigned char *value, size_t len,
         return XRAY_HEADER_TOO_LONG;
     }
 
-    /* also catches len == 0, before any pointer arithmetic on value */
-    rc = xray_header_check_bytes(value, len);
-    if (rc != XRAY_HEADER_OK) {
-        return rc;
+    /* before any pointer arithmetic on value, which may be NULL */
+    if (len == 0) {
+        return XRAY_HEADER_EMPTY;
     }
 
     st.seen = 0;
     st.nfields = 0;
+    semi = 0;
 
     p = value;
     end = value + len;
 
     for ( ;; ) {
-        semi = memchr(p, ';', end - p);
 
-        rc = xray_header_field(p, semi ? semi : end, ctx, &st);
-        if (rc != XRAY_HEADER_OK) {
-            return rc;
+        while (p < end && xray_is_space(*p)) {
+            p++;
         }
 
-        if (semi == NULL) {
+        if (p == end) {
             break;
         }
 
-        p = semi + 1;
+        if (*p == ';') {
+            /* an empty field */
+            semi = 1;
+            p++;
+            continue;
+        }
+
+        if (st.nfields == XRAY_HEADER_MAX_FIELDS) {
+            goto slow;
+        }
+
+        /* the key, up to a '=' right after it */
+
+        bit = xray_reserved_prefix(p, end - p, &val);
+
+        if (bit == 0) {
+            q = p;
+
+            while (q < end && xray_is_key_char(*q)) {
+                q++;
+            }
+
+            if (q == end || *q != '=' || q == p
+                || q - p > XRAY_HEADER_MAX_KEY)
+            {
+                goto slow;
+            }
+
+            bit = xray_reserved_key(p, q - p);
+            val = q + 1;
+        }
+
+        if (st.seen & bit) {
+            goto slow;
+        }
+
+        switch (bit) {
+
+        case XRAY_SEEN_ROOT:
+            if (end - val < XRAY_TRACE_ID_LEN
+                || !xray_trace_id_valid(val, XRAY_TRACE_ID_LEN))
+            {
+                goto slow;
+            }
+
+            q = val + XRAY_TRACE_ID_LEN;
+            break;
+
+        case XRAY_SEEN_PARENT:
+            if (end - val < XRAY_ID_LEN || !xray_hex_valid(val, XRAY_ID_LEN)) {
+                goto slow;
+            }
+
+            q = val + XRAY_ID_LEN;
+            break;
+
+        case XRAY_SEEN_SAMPLED:
+            if (val == end || (*val != '0' && *val != '1' && *val != '?')) {
+                goto slow;
+            }
+
+            q = val + 1;
+            break;
+
+        default: /* Self, Lineage, unknown: any value */
+            q = val;
+
+            while (q < end && !(xray_header_class[*q] & XRAY_C_STOP)) {
+                q++;
+            }
+
+            if (q == val) {
+                goto slow;
+            }
+
+            break;
+        }
+
+        /* the value must end the field: no whitespace after it */
+        if (q < end && *q != ';') {
+            goto slow;
+        }
+
+        st.nfields++;
+
+        switch (bit) {
+
+        case XRAY_SEEN_ROOT:
+            ctx->root = val;
+            break;
+
+        case XRAY_SEEN_PARENT:
+            ctx->parent = val;
+            break;
+
+        case XRAY_SEEN_SAMPLED:
+            ctx->sampled = (*val == '0') ? XRAY_SAMPLED_NO
+                           : (*val == '1') ? XRAY_SAMPLED_YES
+                           : XRAY_SAMPLED_REQUESTED;
+            break;
+
+        case 0:
+            rc = xray_header_keep(p, val - 1 - p, q, ctx, &st);
+            if (rc != XRAY_HEADER_OK) {
+                return xray_header_fail(q, end, rc);
+            }
+
+            break;
+
+        default: /* XRAY_SEEN_SELF: ALB's own id, never forwarded */
+            break;
+        }
+
+        st.seen |= bit;
+
+        goto next;
+
+    slow:
+
+        for (q = p; q < end && *q != ';'; q++) {
+            if (xray_header_class[*q] & XRAY_C_BAD) {
+                return XRAY_HEADER_BAD_CHAR;
+            }
+        }
+
+        rc = xray_header_field(p, q, ctx, &st);
+        if (rc != XRAY_HEADER_OK) {
+            return xray_header_fail(q, end, rc);
+        }
+
+    next:
+
+        if (q == end) {
+            break;
+        }
+
+        semi = 1;
+        p = q + 1;
     }
 
     if (ctx->root == NULL) {
-        return XRAY_HEADER_NO_ROOT;
+        /* EMPTY: nothing but whitespace, not even a ';' */
+        return (st.nfields == 0 && !semi) ? XRAY_HEADER_EMPTY
+                                          : XRAY_HEADER_NO_ROOT;
     }
 
     return XRAY_HEADER_OK;
 }
 
 
+/* rc, unless a bad byte in [p, end) makes it BAD_CHAR */
+
 static xray_header_rc_e
-xray_header_check_bytes(const unsigned char *p, size_t len)
+xray_header_fail(const unsigned char *p, const unsigned char *end,
+    xray_header_rc_e rc)
 {
-    size_t         i;
-    int            blank;
-    unsigned char  c;
-
-    blank = 1;
-
-    for (i = 0; i < len; i++) {
-        c = p[i];
-
-        if (xray_is_space(c)) {
-            continue;
-        }
-
-        if (c < 0x21 || c > 0x7e || c == ',') {
+    while (p < end) {
+        if (xray_header_class[*p++] & XRAY_C_BAD) {
             return XRAY_HEADER_BAD_CHAR;
         }
-
-        blank = 0;
     }
 
-    return blank ? XRAY_HEADER_EMPTY : XRAY_HEADER_OK;
+    return rc;
 }
 
 
-/* one field, [start, end), without its ';' */
+/* one field, [start, end), without its ';'; its bytes are known good */
 
 static xray_header_rc_e
 xray_header_field(const unsigned char *start, const unsigned char *end,
@@ -397,33 +575,48 @@ xray_header_format(unsigned char *buf, const unsigned char *root,
 }
 
 
-/* the XRAY_SEEN_* bit of a reserved key; 0 for Lineage, kept like others */
+/*
+ * The XRAY_SEEN_* bit of a reserved key; 0 for Lineage, kept like others.
+ * key holds key characters only: ORing 0x20 lowercases its letters and
+ * turns no other key character into a letter, so one 32-bit compare
+ * matches four characters case-insensitively.
+ */
 
 static unsigned
 xray_reserved_key(const unsigned char *key, size_t len)
 {
+    uint32_t  w;
+
     switch (len) {
 
     case 4:
-        if (xray_key_eq(key, (const unsigned char *) "root", 4)) {
+        w = xray_lower4(key);
+
+        if (w == xray_lower4((const unsigned char *) "root")) {
             return XRAY_SEEN_ROOT;
         }
 
-        if (xray_key_eq(key, (const unsigned char *) "self", 4)) {
+        if (w == xray_lower4((const unsigned char *) "self")) {
             return XRAY_SEEN_SELF;
         }
 
         break;
 
     case 6:
-        if (xray_key_eq(key, (const unsigned char *) "parent", 6)) {
+        if (xray_lower4(key) == xray_lower4((const unsigned char *) "pare")
+            && xray_lower4(key + 2)
+               == xray_lower4((const unsigned char *) "rent"))
+        {
             return XRAY_SEEN_PARENT;
         }
 
         break;
 
     case 7:
-        if (xray_key_eq(key, (const unsigned char *) "sampled", 7)) {
+        if (xray_lower4(key) == xray_lower4((const unsigned char *) "samp")
+            && xray_lower4(key + 3)
+               == xray_lower4((const unsigned char *) "pled"))
+        {
             return XRAY_SEEN_SAMPLED;
         }
 
@@ -434,46 +627,115 @@ xray_reserved_key(const unsigned char *key, size_t len)
 }
 
 
-static int
-xray_is_space(unsigned char c)
+/*
+ * The XRAY_SEEN_* bit of the reserved key that starts p, right before a '='
+ * (*val is set after it); 0 for anything else.  The names are all letters,
+ * and a byte ORed with 0x20 is a given lowercase letter only if it is that
+ * letter in either case: no key-character check needed first.
+ */
+
+static unsigned
+xray_reserved_prefix(const unsigned char *p, size_t n,
+    const unsigned char **val)
 {
-    return c == ' ' || c == '\t';
+    uint32_t  w;
+
+    if (n < sizeof("root=") - 1) {
+        return 0;
+    }
+
+    w = xray_lower4(p);
+
+    if (p[4] == '=') {
+        *val = p + 5;
+
+        if (w == xray_lower4((const unsigned char *) "root")) {
+            return XRAY_SEEN_ROOT;
+        }
+
+        if (w == xray_lower4((const unsigned char *) "self")) {
+            return XRAY_SEEN_SELF;
+        }
+
+        return 0;
+    }
+
+    if (n > 6 && p[6] == '='
+        && w == xray_lower4((const unsigned char *) "pare")
+        && xray_lower4(p + 2) == xray_lower4((const unsigned char *) "rent"))
+    {
+        *val = p + 7;
+        return XRAY_SEEN_PARENT;
+    }
+
+    if (n > 7 && p[7] == '='
+        && w == xray_lower4((const unsigned char *) "samp")
+        && xray_lower4(p + 3) == xray_lower4((const unsigned char *) "pled"))
+    {
+        *val = p + 8;
+        return XRAY_SEEN_SAMPLED;
+    }
+
+    return 0;
 }
 
 
-/* no isxdigit(): it depends on the locale */
+/* four bytes ORed with 0x20 each; memcpy(): p may be unaligned */
 
-static int
-xray_is_hex(unsigned char c)
+static uint32_t
+xray_lower4(const unsigned char *p)
 {
-    return (c >= '0' && c <= '9')
-           || (c >= 'a' && c <= 'f')
-           || (c >= 'A' && c <= 'F');
+    uint32_t  w;
+
+    memcpy(&w, p, sizeof(uint32_t));
+
+    return w | 0x20202020;
 }
 
 
-static int
-xray_is_key_char(unsigned char c)
-{
-    return (c >= '0' && c <= '9')
-           || (c >= 'a' && c <= 'z')
-           || (c >= 'A' && c <= 'Z')
-           || c == '_' || c == '.' || c == '-';
-}
+/*
+ * Eight bytes at a time: with no byte above 0x7f, adding 0x80 - lo to a
+ * byte sets its top bit iff it is >= lo, and adding 0x7f - hi iff it is
+ * > hi, with no carry into the next byte.  A byte is hex if it is in
+ * '0'..'9' or, ORed with 0x20, in 'a'..'f'.
+ */
 
+#define XRAY_ONES  0x0101010101010101ULL
+#define XRAY_HIGH  0x8080808080808080ULL
+
+#define xray_in_range(x, lo, hi)                                             \
+    (((x) + (0x80 - (lo)) * XRAY_ONES) & ~((x) + (0x7f - (hi)) * XRAY_ONES))
 
 static int
 xray_hex_valid(const unsigned char *p, size_t len)
 {
-    size_t  i;
+    size_t         i;
+    uint64_t       x, y;
+    unsigned char  all;
 
-    for (i = 0; i < len; i++) {
-        if (!xray_is_hex(p[i])) {
+    for (i = 0; i + 8 <= len; i += 8) {
+        memcpy(&x, p + i, sizeof(uint64_t));
+
+        if (x & XRAY_HIGH) {
+            return 0;
+        }
+
+        y = x | 0x20 * XRAY_ONES;
+
+        if (((xray_in_range(x, '0', '9') | xray_in_range(y, 'a', 'f'))
+             & XRAY_HIGH) != XRAY_HIGH)
+        {
             return 0;
         }
     }
 
-    return 1;
+    all = XRAY_C_HEX;
+
+    for ( /* void */ ; i < len; i++) {
+        all &= xray_header_class[p[i]];
+    }
+
+    return all != 0;
 }
 
 

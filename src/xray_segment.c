@@ -28,6 +28,15 @@
 
 #define XRAY_UTF8_BAD  0xffffffff
 
+/* xray_char_class[] bits */
+#define XRAY_CH_JSON   0x01    /* copied into a JSON string as is */
+#define XRAY_CH_NAME   0x02    /* an ASCII character a name keeps */
+#define XRAY_CH_AKEY   0x04    /* [A-Za-z0-9_], an annotation key's */
+
+/* the longest decimal uint64_t, and one with a fraction ("." 6 digits) */
+#define XRAY_UINT_LEN  20
+#define XRAY_FRAC_LEN  (XRAY_UINT_LEN + 7)
+
 
 typedef struct {
     unsigned char  *pos;
@@ -45,26 +54,32 @@ typedef struct {
 static void xray_out_init(xray_out_t *o, unsigned char *buf, size_t size);
 static size_t xray_out_finish(xray_out_t *o, unsigned char *buf,
     size_t size);
-static void xray_put(xray_out_t *o, const void *s, size_t n);
-static void xray_put_uint(xray_out_t *o, uint64_t v);
-static void xray_put_frac(xray_out_t *o, uint64_t v, uint64_t unit,
-    int digits);
+static void xray_out_full(xray_out_t *o);
+static inline void xray_put(xray_out_t *o, const void *s, size_t n);
+static inline void xray_put_byte(xray_out_t *o, unsigned char c);
+static inline unsigned char *xray_reserve(xray_out_t *o, unsigned char *tmp,
+    size_t n);
+static inline void xray_commit(xray_out_t *o, unsigned char *tmp,
+    unsigned char *start, unsigned char *p);
+static unsigned char *xray_fmt_uint(unsigned char *p, uint64_t v);
+static inline unsigned char *xray_fmt_frac(unsigned char *p, uint64_t v,
+    uint64_t unit, int digits);
+static size_t xray_json_safe(const unsigned char *s, size_t len);
 static void xray_put_escaped(xray_out_t *o, const unsigned char *s,
-    size_t len, size_t max);
-static void xray_put_string(xray_out_t *o, const char *key,
-    const unsigned char *s, size_t len, size_t max);
-static void xray_put_span(xray_out_t *o, const char *key,
+    size_t len, size_t max, size_t units);
+static inline void xray_put_string(xray_out_t *o, const char *key,
+    size_t key_len, const unsigned char *s, size_t len, size_t max);
+static void xray_put_span(xray_out_t *o, const char *key, size_t key_len,
     const xray_span_t *s, size_t max);
 static size_t xray_put_sanitized(xray_out_t *o, const unsigned char *s,
     size_t len);
 static void xray_put_name(xray_out_t *o, const xray_span_t *name,
-    const xray_span_t *fallback, const char *dflt);
+    const xray_span_t *fallback, const char *dflt, size_t dflt_len);
 static void xray_put_times(xray_out_t *o, uint64_t start, uint64_t end,
     unsigned in_progress);
 static void xray_put_http(xray_out_t *o, const xray_http_t *http);
-static void xray_put_sep(xray_out_t *o, unsigned *nfields);
 static void xray_put_field(xray_out_t *o, unsigned *nfields, const char *key,
-    const xray_span_t *s);
+    size_t key_len, const xray_span_t *s);
 static void xray_put_flags(xray_out_t *o, unsigned flags);
 static void xray_put_cause(xray_out_t *o, const xray_cause_t *cause);
 static void xray_put_annotations(xray_out_t *o, const xray_annotation_t *a,
@@ -81,15 +96,66 @@ static size_t xray_utf8_next(const unsigned char *p, size_t len,
 static int xray_name_char(uint32_t cp);
 static int xray_json_number(const unsigned char *p, size_t len);
 static int xray_boolean(const xray_span_t *v);
-static int xray_span_eq(const xray_span_t *v, const char *s);
+static int xray_span_eq(const xray_span_t *v, const char *s, size_t len);
 
 
 #define xray_put_lit(o, s)  xray_put(o, s, sizeof(s) - 1)
+
+/* key is a literal: the text before the value, its opening '"' included */
+#define xray_put_str(o, key, s, len, max)                                     \
+    xray_put_string(o, key, sizeof(key) - 1, s, len, max)
+
+/* copies a literal to p, which has room for it; p moves past it */
+#define xray_cpy_lit(p, s)                                                    \
+    (memcpy(p, s, sizeof(s) - 1), (p) += sizeof(s) - 1)
+
+
+/* where a NULL output buffer points: nothing ever fits, nothing is written */
+
+static unsigned char  xray_nowhere[1];
 
 
 /* the second character of the escape of each control byte; 'u': \u00XX */
 
 static const char  xray_ctrl_escapes[] = "uuuuuuuubtnufruuuuuuuuuuuuuuuuuu";
+
+
+static const char  xray_hex[] = "0123456789abcdef";
+
+
+/* "00" to "99": two digits per division */
+
+static const char  xray_digits[] =
+    "0001020304050607080910111213141516171819"
+    "2021222324252627282930313233343536373839"
+    "4041424344454647484950515253545556575859"
+    "6061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+
+/*
+ * XRAY_CH_* of every byte.  JSON: 0x20..0x7f but '"' and '\'.  NAME: letters,
+ * digits, ' ' and _ . : / % & # = + - @.  AKEY: letters, digits, '_'.
+ */
+
+static const unsigned char  xray_char_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 10 */
+    3, 1, 0, 3, 1, 3, 3, 1, 1, 1, 1, 3, 1, 3, 3, 3,  /* 20 */
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 3, 1, 1, 3, 1, 1,  /* 30 */
+    3, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,  /* 40 */
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 1, 0, 1, 1, 7,  /* 50 */
+    1, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,  /* 60 */
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 1, 1, 1, 1, 1,  /* 70 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 80 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 90 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* a0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* b0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* c0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* d0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* e0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0   /* f0 */
+};
 
 
 /*
@@ -252,18 +318,20 @@ xray_segment_write(unsigned char *buf, size_t size,
     xray_out_init(&o, buf, size);
 
     xray_put_lit(&o, "{\"name\":\"");
-    xray_put_name(&o, &seg->name, &seg->fallback_name, XRAY_DEFAULT_NAME);
-    xray_put_string(&o, "\",\"id\":", seg->id, XRAY_ID_LEN, XRAY_ID_LEN);
-    xray_put_string(&o, ",\"trace_id\":", seg->trace_id, XRAY_TRACE_ID_LEN,
-                    XRAY_TRACE_ID_LEN);
+    xray_put_name(&o, &seg->name, &seg->fallback_name, XRAY_DEFAULT_NAME,
+                  sizeof(XRAY_DEFAULT_NAME) - 1);
+    xray_put_str(&o, "\",\"id\":\"", seg->id, XRAY_ID_LEN, XRAY_ID_LEN);
+    xray_put_str(&o, ",\"trace_id\":\"", seg->trace_id, XRAY_TRACE_ID_LEN,
+                 XRAY_TRACE_ID_LEN);
 
     if (seg->parent_id != NULL) {
-        xray_put_string(&o, ",\"parent_id\":", seg->parent_id, XRAY_ID_LEN,
-                        XRAY_ID_LEN);
+        xray_put_str(&o, ",\"parent_id\":\"", seg->parent_id, XRAY_ID_LEN,
+                     XRAY_ID_LEN);
     }
 
     xray_put_times(&o, seg->start, seg->end, seg->in_progress);
-    xray_put_span(&o, ",\"origin\":", &seg->origin, XRAY_STRING_MAX);
+    xray_put_span(&o, ",\"origin\":\"", sizeof(",\"origin\":\"") - 1,
+                  &seg->origin, XRAY_STRING_MAX);
     xray_put_http(&o, &seg->http);
     xray_put_flags(&o, seg->flags);
     xray_put_cause(&o, seg->cause);
@@ -277,7 +345,7 @@ xray_segment_write(unsigned char *buf, size_t size,
         xray_put_lit(&o, "]");
     }
 
-    xray_put_lit(&o, "}");
+    xray_put_byte(&o, '}');
 
     return xray_out_finish(&o, buf, size);
 }
@@ -293,15 +361,16 @@ xray_subsegment_write(unsigned char *buf, size_t size,
     xray_out_init(&o, buf, size);
 
     xray_put_lit(&o, "{\"name\":\"");
-    xray_put_name(&o, &sub->name, NULL, XRAY_DEFAULT_SUB_NAME);
-    xray_put_string(&o, "\",\"id\":", sub->id, XRAY_ID_LEN, XRAY_ID_LEN);
-    xray_put_string(&o, ",\"trace_id\":", trace_id, XRAY_TRACE_ID_LEN,
-                    XRAY_TRACE_ID_LEN);
-    xray_put_string(&o, ",\"parent_id\":", parent_id, XRAY_ID_LEN,
-                    XRAY_ID_LEN);
+    xray_put_name(&o, &sub->name, NULL, XRAY_DEFAULT_SUB_NAME,
+                  sizeof(XRAY_DEFAULT_SUB_NAME) - 1);
+    xray_put_str(&o, "\",\"id\":\"", sub->id, XRAY_ID_LEN, XRAY_ID_LEN);
+    xray_put_str(&o, ",\"trace_id\":\"", trace_id, XRAY_TRACE_ID_LEN,
+                 XRAY_TRACE_ID_LEN);
+    xray_put_str(&o, ",\"parent_id\":\"", parent_id, XRAY_ID_LEN,
+                 XRAY_ID_LEN);
     xray_put_lit(&o, ",\"type\":\"subsegment\"");
     xray_put_sub_body(&o, sub);
-    xray_put_lit(&o, "}");
+    xray_put_byte(&o, '}');
 
     return xray_out_finish(&o, buf, size);
 }
@@ -314,7 +383,7 @@ xray_json_escape(unsigned char *dst, size_t size, const unsigned char *src,
     xray_out_t  o;
 
     xray_out_init(&o, dst, size);
-    xray_put_escaped(&o, src, len, max_chars);
+    xray_put_escaped(&o, src, len, max_chars, 0);
 
     return o.full ? XRAY_JSON_ERROR : (size_t) (o.pos - dst);
 }
@@ -337,23 +406,19 @@ int
 xray_annotation_key_valid(const unsigned char *key, size_t len)
 {
     size_t         i;
-    unsigned char  c;
+    unsigned char  all;
 
     if (len == 0 || len > XRAY_ANNOTATION_KEY_MAX) {
         return 0;
     }
 
-    for (i = 0; i < len; i++) {
-        c = key[i];
+    all = XRAY_CH_AKEY;
 
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '_'))
-        {
-            return 0;
-        }
+    for (i = 0; i < len; i++) {
+        all &= xray_char_class[key[i]];
     }
 
-    return 1;
+    return all != 0;
 }
 
 
@@ -379,10 +444,17 @@ xray_status_flags(unsigned status)
 static void
 xray_out_init(xray_out_t *o, unsigned char *buf, size_t size)
 {
-    /* no arithmetic on a NULL buffer: it is simply full */
+    if (buf == NULL) {
+        /* no arithmetic on a NULL buffer: it is simply full */
+        o->pos = xray_nowhere;
+        o->end = xray_nowhere;
+        o->full = 1;
+        return;
+    }
+
     o->pos = buf;
-    o->end = (buf != NULL) ? buf + size : NULL;
-    o->full = (buf == NULL);
+    o->end = buf + size;
+    o->full = 0;
 }
 
 
@@ -402,93 +474,246 @@ xray_out_finish(xray_out_t *o, unsigned char *buf, size_t size)
 }
 
 
+/* no room is left from now on: nothing after the piece that did not fit */
+
 static void
+xray_out_full(xray_out_t *o)
+{
+    o->full = 1;
+    o->end = o->pos;
+}
+
+
+static inline void
 xray_put(xray_out_t *o, const void *s, size_t n)
 {
-    if (n == 0 || o->full) {
+    if (n > (size_t) (o->end - o->pos)) {
+        xray_out_full(o);
         return;
     }
 
-    if ((size_t) (o->end - o->pos) < n) {
-        o->full = 1;
+    /* s may be NULL when n is 0 */
+    if (n > 0) {
+        memcpy(o->pos, s, n);
+        o->pos += n;
+    }
+}
+
+
+static inline void
+xray_put_byte(xray_out_t *o, unsigned char c)
+{
+    if (o->pos == o->end) {
+        xray_out_full(o);
         return;
     }
 
-    memcpy(o->pos, s, n);
-    o->pos += n;
+    *o->pos++ = c;
 }
 
 
-static void
-xray_put_uint(xray_out_t *o, uint64_t v)
+/*
+ * Where to write a piece of at most n bytes: straight into the output when
+ * it has room for the longest piece, which saves a check per part and a
+ * copy, else into tmp (n bytes), which xray_commit() then puts as one piece.
+ */
+
+static inline unsigned char *
+xray_reserve(xray_out_t *o, unsigned char *tmp, size_t n)
 {
-    unsigned char   tmp[20];
-    unsigned char  *p;
-
-    p = tmp + sizeof(tmp);
-
-    do {
-        *--p = (unsigned char) ('0' + v % 10);
-        v /= 10;
-    } while (v);
-
-    xray_put(o, p, tmp + sizeof(tmp) - p);
+    return ((size_t) (o->end - o->pos) >= n) ? o->pos : tmp;
 }
 
 
-/* v / unit as a decimal with digits decimals; unit is 10^digits */
+/* the piece written from start to p */
 
-static void
-xray_put_frac(xray_out_t *o, uint64_t v, uint64_t unit, int digits)
+static inline void
+xray_commit(xray_out_t *o, unsigned char *tmp, unsigned char *start,
+    unsigned char *p)
 {
-    unsigned char  tmp[8];
-    uint64_t       f;
-    int            i;
-
-    xray_put_uint(o, v / unit);
-
-    f = v % unit;
-    tmp[0] = '.';
-
-    for (i = digits; i > 0; i--) {
-        tmp[i] = (unsigned char) ('0' + f % 10);
-        f /= 10;
+    if (start == tmp) {
+        xray_put(o, tmp, p - tmp);
+        return;
     }
 
-    xray_put(o, tmp, digits + 1);
+    o->pos = p;
 }
 
+
+/* v in decimal at p, which has XRAY_UINT_LEN bytes; returns the end */
+
+static unsigned char *
+xray_fmt_uint(unsigned char *p, uint64_t v)
+{
+    size_t          n, d;
+    uint32_t        w;
+    uint64_t        t;
+    unsigned char  *end;
+
+    /* the number of digits, four at a time */
+
+    n = 1;
+
+    for (t = v; t >= 10000; t /= 10000) {
+        n += 4;
+    }
+
+    n += (t >= 10) + (t >= 100) + (t >= 1000);
+
+    end = p + n;
+    p = end;
+
+    while (v > 0xffffffff) {
+        d = (size_t) (v % 100) * 2;
+        v /= 100;
+        p -= 2;
+        p[0] = xray_digits[d];
+        p[1] = xray_digits[d + 1];
+    }
+
+    /* 32-bit divisions are cheaper, and most numbers fit */
+
+    w = (uint32_t) v;
+
+    while (w >= 100) {
+        d = (size_t) (w % 100) * 2;
+        w /= 100;
+        p -= 2;
+        p[0] = xray_digits[d];
+        p[1] = xray_digits[d + 1];
+    }
+
+    if (w >= 10) {
+        p[-2] = xray_digits[w * 2];
+        p[-1] = xray_digits[w * 2 + 1];
+
+    } else {
+        p[-1] = (unsigned char) ('0' + w);
+    }
+
+    return end;
+}
+
+
+/*
+ * v / unit as a decimal with digits decimals, at p, which has XRAY_FRAC_LEN
+ * bytes; unit is 10^digits, digits at most 6.  Returns the end.
+ */
+
+static inline unsigned char *
+xray_fmt_frac(unsigned char *p, uint64_t v, uint64_t unit, int digits)
+{
+    int             i;
+    size_t          d;
+    uint32_t        f;
+    unsigned char  *end;
+
+    p = xray_fmt_uint(p, v / unit);
+    f = (uint32_t) (v % unit);
+
+    *p++ = '.';
+    end = p + digits;
+    p = end;
+
+    for (i = digits; i >= 2; i -= 2) {
+        d = (size_t) (f % 100) * 2;
+        f /= 100;
+        p -= 2;
+        p[0] = xray_digits[d];
+        p[1] = xray_digits[d + 1];
+    }
+
+    if (i == 1) {
+        p[-1] = (unsigned char) ('0' + f);
+    }
+
+    return end;
+}
+
+
+/*
+ * The length of the prefix of s that goes into a JSON string as is: 0x20
+ * to 0x7f but '"' and '\'.  Eight bytes at a time while they are all such
+ * bytes: x has a byte below 0x20 iff (x - 0x20..) & ~x has a top bit set
+ * (the first such byte borrows; none does before it), and a byte equal to
+ * c iff x ^ c.. has a zero byte, found the same way; any top bit of x is a
+ * byte above 0x7f.
+ */
+
+#define XRAY_ONES  0x0101010101010101ULL
+#define XRAY_HIGH  0x8080808080808080ULL
+
+/* 1 if each of the eight bytes of x goes into a JSON string as is */
+
+static inline int
+xray_json_word(uint64_t x)
+{
+    uint64_t  q, b;
+
+    q = x ^ ('"' * XRAY_ONES);
+    b = x ^ ('\\' * XRAY_ONES);
+
+    return ((x | ((x - 0x20 * XRAY_ONES) & ~x) | ((q - XRAY_ONES) & ~q)
+             | ((b - XRAY_ONES) & ~b))
+            & XRAY_HIGH) == 0;
+}
+
+
+static size_t
+xray_json_safe(const unsigned char *s, size_t len)
+{
+    size_t    i;
+    uint64_t  x;
+
+    for (i = 0; len - i >= 8; i += 8) {
+        memcpy(&x, s + i, sizeof(uint64_t));
+
+        if (!xray_json_word(x)) {
+            goto bytes;
+        }
+    }
+
+    /* fewer than eight left: the eight that end s, if s has eight */
+
+    if (i < len && len >= 8) {
+        memcpy(&x, s + len - 8, sizeof(uint64_t));
+
+        if (xray_json_word(x)) {
+            return len;
+        }
+    }
+
+bytes:
+
+    while (i < len && (xray_char_class[s[i]] & XRAY_CH_JSON)) {
+        i++;
+    }
+
+    return i;
+}
+
+
+/* units: characters of this string already written */
 
 static void
 xray_put_escaped(xray_out_t *o, const unsigned char *s, size_t len,
-    size_t max)
+    size_t max, size_t units)
 {
-    static const char     hex[] = "0123456789abcdef";
-    size_t                n, run, units, w;
-    uint32_t              cp;
-    unsigned char         esc[6];
-    const unsigned char  *p;
-
-    units = 0;
+    size_t         n, run, w;
+    uint32_t       cp;
+    unsigned char  esc[6];
 
     while (len > 0 && units < max) {
 
         /* the common case: a run of ASCII that needs no escaping */
-        p = s;
         run = len < max - units ? len : max - units;
+        n = xray_json_safe(s, run);
 
-        while (run > 0 && *p >= 0x20 && *p < 0x80 && *p != '"'
-               && *p != '\\')
-        {
-            p++;
-            run--;
-        }
-
-        if (p != s) {
-            xray_put(o, s, p - s);
-            units += p - s;
-            len -= p - s;
-            s = p;
+        if (n > 0) {
+            xray_put(o, s, n);
+            units += n;
+            len -= n;
+            s += n;
             continue;
         }
 
@@ -516,8 +741,8 @@ xray_put_escaped(xray_out_t *o, const unsigned char *s, size_t len,
             if (esc[1] == 'u') {
                 esc[2] = '0';
                 esc[3] = '0';
-                esc[4] = hex[cp >> 4];
-                esc[5] = hex[cp & 0x0f];
+                esc[4] = xray_hex[cp >> 4];
+                esc[5] = xray_hex[cp & 0x0f];
                 xray_put(o, esc, 6);
 
             } else {
@@ -531,27 +756,61 @@ xray_put_escaped(xray_out_t *o, const unsigned char *s, size_t len,
 }
 
 
-/* key is the literal before the value: ",\"url\":" */
+/*
+ * key, the escaped string and its closing '"'.  Most strings are printable
+ * ASCII within their limit: one check of the room and three copies.
+ */
 
-static void
-xray_put_string(xray_out_t *o, const char *key, const unsigned char *s,
-    size_t len, size_t max)
+static inline void
+xray_put_string(xray_out_t *o, const char *key, size_t key_len,
+    const unsigned char *s, size_t len, size_t max)
 {
-    xray_put(o, key, strlen(key));
-    xray_put_lit(o, "\"");
-    xray_put_escaped(o, s, len, max);
-    xray_put_lit(o, "\"");
+    size_t          n, run;
+    unsigned char  *p;
+
+    run = len < max ? len : max;
+    n = xray_json_safe(s, run);
+
+    if (n == run && key_len + n + 1 <= (size_t) (o->end - o->pos)) {
+        p = o->pos;
+        memcpy(p, key, key_len);
+        p += key_len;
+
+        /* s may be NULL when n is 0 */
+        if (n > 0) {
+            memcpy(p, s, n);
+            p += n;
+        }
+
+        *p++ = '"';
+        o->pos = p;
+        return;
+    }
+
+    /* the first n bytes are n characters that need no escaping */
+
+    xray_put(o, key, key_len);
+
+    /* no arithmetic on s when it is NULL (len 0) */
+    if (n > 0) {
+        xray_put(o, s, n);
+        s += n;
+        len -= n;
+    }
+
+    xray_put_escaped(o, s, len, max, n);
+    xray_put_byte(o, '"');
 }
 
 
 /* an empty span is omitted */
 
 static void
-xray_put_span(xray_out_t *o, const char *key, const xray_span_t *s,
-    size_t max)
+xray_put_span(xray_out_t *o, const char *key, size_t key_len,
+    const xray_span_t *s, size_t max)
 {
     if (s->len > 0) {
-        xray_put_string(o, key, s->data, s->len, max);
+        xray_put_string(o, key, key_len, s->data, s->len, max);
     }
 }
 
@@ -561,12 +820,28 @@ xray_put_span(xray_out_t *o, const char *key, const xray_span_t *s,
 static size_t
 xray_put_sanitized(xray_out_t *o, const unsigned char *s, size_t len)
 {
-    size_t    n, kept;
+    size_t    n, kept, run;
     uint32_t  cp;
 
     kept = 0;
 
     while (len > 0 && kept < XRAY_NAME_MAX) {
+
+        /* the common case: a run of ASCII characters that are kept */
+        run = len < XRAY_NAME_MAX - kept ? len : XRAY_NAME_MAX - kept;
+
+        for (n = 0; n < run && (xray_char_class[s[n]] & XRAY_CH_NAME); n++) {
+            /* void */
+        }
+
+        if (n > 0) {
+            xray_put(o, s, n);
+            kept += n;
+            s += n;
+            len -= n;
+            continue;
+        }
+
         n = xray_utf8_next(s, len, &cp);
 
         if (xray_name_char(cp)) {
@@ -584,7 +859,7 @@ xray_put_sanitized(xray_out_t *o, const unsigned char *s, size_t len)
 
 static void
 xray_put_name(xray_out_t *o, const xray_span_t *name,
-    const xray_span_t *fallback, const char *dflt)
+    const xray_span_t *fallback, const char *dflt, size_t dflt_len)
 {
     if (xray_put_sanitized(o, name->data, name->len) > 0) {
         return;
@@ -596,7 +871,7 @@ xray_put_name(xray_out_t *o, const xray_span_t *name,
         return;
     }
 
-    xray_put(o, dflt, strlen(dflt));
+    xray_put(o, dflt, dflt_len);
 }
 
 
@@ -604,24 +879,39 @@ static void
 xray_put_times(xray_out_t *o, uint64_t start, uint64_t end,
     unsigned in_progress)
 {
-    xray_put_lit(o, ",\"start_time\":");
-    xray_put_frac(o, start, 1000000, 6);
+    unsigned char   tmp[sizeof(",\"start_time\":") - 1 + XRAY_FRAC_LEN
+                        + sizeof(",\"end_time\":") - 1 + XRAY_FRAC_LEN];
+    unsigned char  *s, *p;
+
+    s = xray_reserve(o, tmp, sizeof(tmp));
+    p = s;
+
+    xray_cpy_lit(p, ",\"start_time\":");
+    p = xray_fmt_frac(p, start, 1000000, 6);
 
     if (in_progress) {
-        xray_put_lit(o, ",\"in_progress\":true");
-        return;
+        xray_cpy_lit(p, ",\"in_progress\":true");
+
+    } else {
+        xray_cpy_lit(p, ",\"end_time\":");
+        p = xray_fmt_frac(p, end, 1000000, 6);
     }
 
-    xray_put_lit(o, ",\"end_time\":");
-    xray_put_frac(o, end, 1000000, 6);
+    xray_commit(o, tmp, s, p);
 }
 
 
 static void
 xray_put_http(xray_out_t *o, const xray_http_t *http)
 {
-    unsigned  n;
-    int       req, resp;
+    size_t          skip;
+    unsigned        n;
+    int             req, resp;
+    unsigned char   tmp[sizeof(",\"response\":{\"status\":") - 1
+                        + XRAY_UINT_LEN
+                        + sizeof(",\"content_length\":}}") - 1
+                        + XRAY_UINT_LEN];
+    unsigned char  *s, *p;
 
     req = http->method.len || http->url.len || http->user_agent.len
           || http->client_ip.len || http->x_forwarded_for || http->traced;
@@ -632,68 +922,79 @@ xray_put_http(xray_out_t *o, const xray_http_t *http)
         return;
     }
 
-    xray_put_lit(o, ",\"http\":{");
-
     if (req) {
-        xray_put_lit(o, "\"request\":{");
+        xray_put_lit(o, ",\"http\":{\"request\":{");
         n = 0;
 
-        xray_put_field(o, &n, "\"method\":", &http->method);
-        xray_put_field(o, &n, "\"url\":", &http->url);
-        xray_put_field(o, &n, "\"user_agent\":", &http->user_agent);
-        xray_put_field(o, &n, "\"client_ip\":", &http->client_ip);
+        xray_put_field(o, &n, ",\"method\":\"",
+                       sizeof(",\"method\":\"") - 1, &http->method);
+        xray_put_field(o, &n, ",\"url\":\"",
+                       sizeof(",\"url\":\"") - 1, &http->url);
+        xray_put_field(o, &n, ",\"user_agent\":\"",
+                       sizeof(",\"user_agent\":\"") - 1, &http->user_agent);
+        xray_put_field(o, &n, ",\"client_ip\":\"",
+                       sizeof(",\"client_ip\":\"") - 1, &http->client_ip);
+
+        /* the first field has no ',' before it */
 
         if (http->x_forwarded_for) {
-            xray_put_sep(o, &n);
-            xray_put_lit(o, "\"x_forwarded_for\":true");
+            skip = (n++ == 0);
+            xray_put(o, &",\"x_forwarded_for\":true"[skip],
+                     sizeof(",\"x_forwarded_for\":true") - 1 - skip);
         }
 
         if (http->traced) {
-            xray_put_sep(o, &n);
-            xray_put_lit(o, "\"traced\":true");
+            skip = (n == 0);
+            xray_put(o, &",\"traced\":true"[skip],
+                     sizeof(",\"traced\":true") - 1 - skip);
         }
 
-        xray_put_lit(o, "}");
+        xray_put_byte(o, '}');
+
+    } else {
+        xray_put_lit(o, ",\"http\":{");
     }
 
     if (resp) {
+        s = xray_reserve(o, tmp, sizeof(tmp));
+        p = s;
+
         if (req) {
-            xray_put_lit(o, ",");
+            *p++ = ',';
         }
 
-        xray_put_lit(o, "\"response\":{\"status\":");
-        xray_put_uint(o, http->status);
+        xray_cpy_lit(p, "\"response\":{\"status\":");
+        p = xray_fmt_uint(p, http->status);
 
         if (http->content_length >= 0) {
-            xray_put_lit(o, ",\"content_length\":");
-            xray_put_uint(o, (uint64_t) http->content_length);
+            xray_cpy_lit(p, ",\"content_length\":");
+            p = xray_fmt_uint(p, (uint64_t) http->content_length);
         }
 
-        xray_put_lit(o, "}");
+        *p++ = '}';
+        xray_commit(o, tmp, s, p);
     }
 
-    xray_put_lit(o, "}");
+    xray_put_byte(o, '}');
 }
 
 
-static void
-xray_put_sep(xray_out_t *o, unsigned *nfields)
-{
-    if ((*nfields)++ > 0) {
-        xray_put_lit(o, ",");
-    }
-}
-
-
-/* a field of http.request: omitted when empty */
+/*
+ * A field of http.request, omitted when empty.  key starts with the ','
+ * that separates it from a field before it.
+ */
 
 static void
 xray_put_field(xray_out_t *o, unsigned *nfields, const char *key,
-    const xray_span_t *s)
+    size_t key_len, const xray_span_t *s)
 {
     if (s->len > 0) {
-        xray_put_sep(o, nfields);
-        xray_put_string(o, key, s->data, s->len, XRAY_STRING_MAX);
+        if ((*nfields)++ == 0) {
+            key++;
+            key_len--;
+        }
+
+        xray_put_string(o, key, key_len, s->data, s->len, XRAY_STRING_MAX);
     }
 }
 
@@ -722,10 +1023,12 @@ xray_put_cause(xray_out_t *o, const xray_cause_t *cause)
         return;
     }
 
-    xray_put_string(o, ",\"cause\":{\"exceptions\":[{\"id\":", cause->id,
-                    XRAY_ID_LEN, XRAY_ID_LEN);
-    xray_put_span(o, ",\"type\":", &cause->type, XRAY_STRING_MAX);
-    xray_put_span(o, ",\"message\":", &cause->message, XRAY_STRING_MAX);
+    xray_put_str(o, ",\"cause\":{\"exceptions\":[{\"id\":\"", cause->id,
+                 XRAY_ID_LEN, XRAY_ID_LEN);
+    xray_put_span(o, ",\"type\":\"", sizeof(",\"type\":\"") - 1,
+                  &cause->type, XRAY_STRING_MAX);
+    xray_put_span(o, ",\"message\":\"", sizeof(",\"message\":\"") - 1,
+                  &cause->message, XRAY_STRING_MAX);
 
     if (cause->remote) {
         xray_put_lit(o, ",\"remote\":true");
@@ -760,7 +1063,6 @@ xray_put_annotations(xray_out_t *o, const xray_annotation_t *a, size_t n)
 
         /* a valid key needs no escaping */
         xray_put(o, a[i].key.data, a[i].key.len);
-        xray_put_lit(o, "\":");
 
         switch (a[i].kind) {
 
@@ -768,6 +1070,7 @@ xray_put_annotations(xray_out_t *o, const xray_annotation_t *a, size_t n)
             if (a[i].value.len <= XRAY_ANNOTATION_MAX
                 && xray_json_number(a[i].value.data, a[i].value.len))
             {
+                xray_put_lit(o, "\":");
                 xray_put(o, a[i].value.data, a[i].value.len);
                 continue;
             }
@@ -778,12 +1081,12 @@ xray_put_annotations(xray_out_t *o, const xray_annotation_t *a, size_t n)
             b = xray_boolean(&a[i].value);
 
             if (b == 1) {
-                xray_put_lit(o, "true");
+                xray_put_lit(o, "\":true");
                 continue;
             }
 
             if (b == 0) {
-                xray_put_lit(o, "false");
+                xray_put_lit(o, "\":false");
                 continue;
             }
 
@@ -793,12 +1096,12 @@ xray_put_annotations(xray_out_t *o, const xray_annotation_t *a, size_t n)
             break;
         }
 
-        xray_put_string(o, "", a[i].value.data, a[i].value.len,
-                        XRAY_ANNOTATION_MAX);
+        xray_put_str(o, "\":\"", a[i].value.data, a[i].value.len,
+                     XRAY_ANNOTATION_MAX);
     }
 
     if (written) {
-        xray_put_lit(o, "}");
+        xray_put_byte(o, '}');
     }
 }
 
@@ -817,17 +1120,17 @@ xray_put_metadata(xray_out_t *o, const xray_metadata_t *m, size_t n)
         }
 
         if (written++ == 0) {
-            xray_put_lit(o, ",\"metadata\":{\"" XRAY_METADATA_NAMESPACE
-                         "\":{");
+            xray_put_str(o, ",\"metadata\":{\"" XRAY_METADATA_NAMESPACE
+                         "\":{\"", m[i].key.data, m[i].key.len,
+                         XRAY_STRING_MAX);
 
         } else {
-            xray_put_lit(o, ",");
+            xray_put_str(o, ",\"", m[i].key.data, m[i].key.len,
+                         XRAY_STRING_MAX);
         }
 
-        xray_put_string(o, "", m[i].key.data, m[i].key.len,
-                        XRAY_STRING_MAX);
-        xray_put_string(o, ":", m[i].value.data, m[i].value.len,
-                        XRAY_METADATA_MAX);
+        xray_put_str(o, ":\"", m[i].value.data, m[i].value.len,
+                     XRAY_METADATA_MAX);
     }
 
     if (written) {
@@ -840,10 +1143,11 @@ static void
 xray_put_aws(xray_out_t *o, const xray_segment_t *seg)
 {
     xray_put_lit(o, ",\"aws\":{\"xray\":{\"sdk\":\"" XRAY_SDK_NAME "\"");
-    xray_put_span(o, ",\"sdk_version\":", &seg->sdk_version,
-                  XRAY_STRING_MAX);
-    xray_put_span(o, ",\"sampling_rule_name\":", &seg->sampling_rule_name,
-                  XRAY_STRING_MAX);
+    xray_put_span(o, ",\"sdk_version\":\"", sizeof(",\"sdk_version\":\"") - 1,
+                  &seg->sdk_version, XRAY_STRING_MAX);
+    xray_put_span(o, ",\"sampling_rule_name\":\"",
+                  sizeof(",\"sampling_rule_name\":\"") - 1,
+                  &seg->sampling_rule_name, XRAY_STRING_MAX);
     xray_put_lit(o, "}}");
 }
 
@@ -851,18 +1155,28 @@ xray_put_aws(xray_out_t *o, const xray_segment_t *seg)
 static void
 xray_put_attempt(xray_out_t *o, const xray_attempt_t *a)
 {
-    unsigned  n;
+    unsigned char   tmp[sizeof(",\"metadata\":{\""
+                               XRAY_METADATA_NAMESPACE "\":") - 1
+                        + sizeof(",\"connect_time\":") - 1
+                        + sizeof(",\"header_time\":") - 1
+                        + sizeof(",\"response_time\":") - 1
+                        + 3 * XRAY_FRAC_LEN + sizeof("}}}") - 1];
+    unsigned char  *s, *p, *c;
 
     xray_put_lit(o, "{\"name\":\"");
-    xray_put_name(o, &a->peer, NULL, XRAY_DEFAULT_SUB_NAME);
-    xray_put_string(o, "\",\"id\":", a->id, XRAY_ID_LEN, XRAY_ID_LEN);
+    xray_put_name(o, &a->peer, NULL, XRAY_DEFAULT_SUB_NAME,
+                  sizeof(XRAY_DEFAULT_SUB_NAME) - 1);
+    xray_put_str(o, "\",\"id\":\"", a->id, XRAY_ID_LEN, XRAY_ID_LEN);
     xray_put_times(o, a->start, a->end, 0);
     xray_put_lit(o, ",\"namespace\":\"remote\"");
 
     if (a->status > 0) {
-        xray_put_lit(o, ",\"http\":{\"response\":{\"status\":");
-        xray_put_uint(o, a->status);
-        xray_put_lit(o, "}}");
+        s = xray_reserve(o, tmp, sizeof(tmp));
+        p = s;
+        xray_cpy_lit(p, ",\"http\":{\"response\":{\"status\":");
+        p = xray_fmt_uint(p, a->status);
+        xray_cpy_lit(p, "}}");
+        xray_commit(o, tmp, s, p);
     }
 
     /* no status: no response at all, the peer failed */
@@ -870,34 +1184,37 @@ xray_put_attempt(xray_out_t *o, const xray_attempt_t *a)
                                     : XRAY_FLAG_FAULT);
     xray_put_cause(o, a->cause);
 
+    s = xray_reserve(o, tmp, sizeof(tmp));
+    p = s;
+
     if (a->connect_time >= 0 || a->header_time >= 0
         || a->response_time >= 0)
     {
-        xray_put_lit(o, ",\"metadata\":{\"" XRAY_METADATA_NAMESPACE "\":{");
-        n = 0;
+        xray_cpy_lit(p, ",\"metadata\":{\"" XRAY_METADATA_NAMESPACE "\":");
+        c = p;
 
         if (a->connect_time >= 0) {
-            xray_put_sep(o, &n);
-            xray_put_lit(o, "\"connect_time\":");
-            xray_put_frac(o, (uint64_t) a->connect_time, 1000, 3);
+            xray_cpy_lit(p, ",\"connect_time\":");
+            p = xray_fmt_frac(p, (uint64_t) a->connect_time, 1000, 3);
         }
 
         if (a->header_time >= 0) {
-            xray_put_sep(o, &n);
-            xray_put_lit(o, "\"header_time\":");
-            xray_put_frac(o, (uint64_t) a->header_time, 1000, 3);
+            xray_cpy_lit(p, ",\"header_time\":");
+            p = xray_fmt_frac(p, (uint64_t) a->header_time, 1000, 3);
         }
 
         if (a->response_time >= 0) {
-            xray_put_sep(o, &n);
-            xray_put_lit(o, "\"response_time\":");
-            xray_put_frac(o, (uint64_t) a->response_time, 1000, 3);
+            xray_cpy_lit(p, ",\"response_time\":");
+            p = xray_fmt_frac(p, (uint64_t) a->response_time, 1000, 3);
         }
 
-        xray_put_lit(o, "}}");
+        /* the ',' before the first time opens the object instead */
+        *c = '{';
+        xray_cpy_lit(p, "}}");
     }
 
-    xray_put_lit(o, "}");
+    *p++ = '}';
+    xray_commit(o, tmp, s, p);
 }
 
 
@@ -922,13 +1239,13 @@ xray_put_sub_body(xray_out_t *o, const xray_subsegment_t *sub)
 
     for (i = 0; i < sub->nattempts; i++) {
         if (i > 0) {
-            xray_put_lit(o, ",");
+            xray_put_byte(o, ',');
         }
 
         xray_put_attempt(o, &sub->attempts[i]);
     }
 
-    xray_put_lit(o, "]");
+    xray_put_byte(o, ']');
 }
 
 
@@ -936,10 +1253,11 @@ static void
 xray_put_subsegment(xray_out_t *o, const xray_subsegment_t *sub)
 {
     xray_put_lit(o, "{\"name\":\"");
-    xray_put_name(o, &sub->name, NULL, XRAY_DEFAULT_SUB_NAME);
-    xray_put_string(o, "\",\"id\":", sub->id, XRAY_ID_LEN, XRAY_ID_LEN);
+    xray_put_name(o, &sub->name, NULL, XRAY_DEFAULT_SUB_NAME,
+                  sizeof(XRAY_DEFAULT_SUB_NAME) - 1);
+    xray_put_str(o, "\",\"id\":\"", sub->id, XRAY_ID_LEN, XRAY_ID_LEN);
     xray_put_sub_body(o, sub);
-    xray_put_lit(o, "}");
+    xray_put_byte(o, '}');
 }
 
 
@@ -1023,9 +1341,7 @@ xray_name_char(uint32_t cp)
     size_t  lo, hi, mid;
 
     if (cp < 0x80) {
-        return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z')
-               || (cp >= '0' && cp <= '9') || cp == ' '
-               || (cp != '\0' && strchr("_.:/%&#=+-@", (int) cp) != NULL);
+        return xray_char_class[cp] & XRAY_CH_NAME;
     }
 
     if (cp > 0xffff) {
@@ -1119,35 +1435,39 @@ xray_json_number(const unsigned char *p, size_t len)
 static int
 xray_boolean(const xray_span_t *v)
 {
-    if (xray_span_eq(v, "1") || xray_span_eq(v, "true")
-        || xray_span_eq(v, "on") || xray_span_eq(v, "yes"))
-    {
-        return 1;
-    }
+    switch (v->len) {
 
-    if (xray_span_eq(v, "0") || xray_span_eq(v, "false")
-        || xray_span_eq(v, "off") || xray_span_eq(v, "no"))
-    {
-        return 0;
+    case 1:
+        return (v->data[0] == '1') ? 1 : (v->data[0] == '0') ? 0 : -1;
+
+    case 2:
+        return xray_span_eq(v, "on", 2) ? 1 : xray_span_eq(v, "no", 2) ? 0
+                                                                      : -1;
+
+    case 3:
+        return xray_span_eq(v, "yes", 3) ? 1 : xray_span_eq(v, "off", 3) ? 0
+                                                                        : -1;
+
+    case 4:
+        return xray_span_eq(v, "true", 4) ? 1 : -1;
+
+    case 5:
+        return xray_span_eq(v, "false", 5) ? 0 : -1;
     }
 
     return -1;
 }
 
 
-/* ASCII case-insensitive; s is lowercase */
+/* ASCII case-insensitive; s is lowercase letters, len bytes, as v */
 
 static int
-xray_span_eq(const xray_span_t *v, const char *s)
+xray_span_eq(const xray_span_t *v, const char *s, size_t len)
 {
     size_t         i;
     unsigned char  c;
 
-    if (v->len != strlen(s)) {
-        return 0;
-    }
-
-    for (i = 0; i < v->len; i++) {
+    for (i = 0; i < len; i++) {
         c = v->data[i];
 
         if (c >= 'A' && c <= 'Z') {
