@@ -16,9 +16,10 @@
 #include <string.h>
 
 #include "xray_rules.h"
+#include "wildcard_ref.h"
 
 
-#define F_REF_MAX      64              /* sizes checked against the DP */
+#define F_REF_MAX      WILDCARD_REF_MAX  /* sizes checked against the DP */
 #define F_PATTERN_MAX  512
 
 
@@ -180,69 +181,6 @@ f_match(const xray_rules_t *rules, const uint8_t *host, size_t host_len,
 }
 
 
-static size_t
-f_utf8_len(const uint8_t *p, size_t n)
-{
-    size_t  len, i;
-
-    if (p[0] < 0xc2 || p[0] > 0xf4) {
-        return 1;
-    }
-
-    len = (p[0] < 0xe0) ? 2 : (p[0] < 0xf0) ? 3 : 4;
-
-    if (len > n) {
-        return 1;
-    }
-
-    for (i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 1;
-        }
-    }
-
-    return len;
-}
-
-
-static uint8_t
-f_lower(uint8_t c)
-{
-    return (c >= 'A' && c <= 'Z') ? (uint8_t) (c + 32) : c;
-}
-
-
-static int
-f_ref_match(const uint8_t *p, size_t m, const uint8_t *s, size_t n)
-{
-    size_t   i, j, u;
-    uint8_t  dp[F_REF_MAX + 1][F_REF_MAX + 1];
-
-    for (j = 0; j <= n; j++) {
-        dp[m][j] = (j == n);
-    }
-
-    for (i = m; i-- > 0; /* void */ ) {
-        for (j = n + 1; j-- > 0; /* void */ ) {
-            u = (j < n) ? f_utf8_len(s + j, n - j) : 0;
-
-            if (p[i] == '*') {
-                dp[i][j] = dp[i + 1][j] || (j < n && dp[i][j + u]);
-
-            } else if (p[i] == '?') {
-                dp[i][j] = (j < n && dp[i + 1][j + u]);
-
-            } else {
-                dp[i][j] = (j < n && f_lower(p[i]) == f_lower(s[j])
-                            && dp[i + 1][j + 1]);
-            }
-        }
-    }
-
-    return dp[0][0];
-}
-
-
 static void
 f_wildcard(const uint8_t *data, size_t size)
 {
@@ -266,8 +204,9 @@ f_wildcard(const uint8_t *data, size_t size)
     f_check(r == 0 || r == 1);
 
     if (plen <= F_REF_MAX && size - plen - (nl != NULL) <= F_REF_MAX) {
-        f_check(r == f_ref_match(data, plen, data + plen + (nl != NULL),
-                                 size - plen - (nl != NULL)));
+        f_check(r == wildcard_ref_match(data, plen,
+                                        data + plen + (nl != NULL),
+                                        size - plen - (nl != NULL)));
     }
 }
 
