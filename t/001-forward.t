@@ -21,9 +21,6 @@ __DATA__
         xray on;
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
     }
---- user_files
->>> never.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 0}}
 --- request
 GET /t
 --- more_headers
@@ -49,9 +46,6 @@ dropped
         xray on;
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
     }
---- user_files
->>> always.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 1}}
 --- request
 GET /t
 --- more_headers
@@ -74,9 +68,6 @@ X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Parent=[0-9a-f]{16};Sa
         xray on;
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
     }
---- user_files
->>> always.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 1}}
 --- request
 GET /t
 --- more_headers
@@ -99,9 +90,6 @@ X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Parent=[0-9a-f]{16};Sa
         xray on;
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
     }
---- user_files
->>> always.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 1}}
 --- request
 GET /t
 --- more_headers
@@ -124,9 +112,6 @@ X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Parent=[0-9a-f]{16};Sa
         xray on;
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
     }
---- user_files
->>> never.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 0}}
 --- request
 GET /t
 --- more_headers
@@ -149,9 +134,6 @@ X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Parent=[0-9a-f]{16};Sa
         xray on;
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
     }
---- user_files
->>> never.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 0}}
 --- request
 GET /t
 --- more_headers
@@ -227,9 +209,6 @@ xray
         xray_originate on;
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
     }
---- user_files
->>> always.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 1}}
 --- request
 GET /t
 --- response_body_like eval
@@ -253,9 +232,6 @@ X-Amzn-Trace-Id: Root=1-$p[0-9a-f]{2}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=1
         xray_originate on;
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
     }
---- user_files
->>> never.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 0}}
 --- request
 GET /t
 --- more_headers
@@ -326,9 +302,6 @@ X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Parent=(?!53995c3f42cd
         add_header X-Header $xray_trace_header;
         add_header X-Ids "$xray_segment_id $xray_upstream_id";
     }
---- user_files
->>> always.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 1}}
 --- request
 GET /t
 --- more_headers
@@ -362,9 +335,6 @@ sub {
         xray on;
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
     }
---- user_files
->>> always.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 1}}
 --- request
 GET /t
 --- more_headers
@@ -384,9 +354,6 @@ X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Parent=[0-9a-f]{16};Sa
         xray on;
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT/header/X-Amzn-Trace-Id/Root%3D1-5759e988-bd862e3fe1be46a994272793%3BSampled%3D1/;
     }
---- user_files
->>> never.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 0}}
 --- request
 GET /t
 --- more_headers
@@ -425,9 +392,6 @@ X-Amzn-Trace-Id
         xray on;
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
     }
---- user_files
->>> always.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 1}}
 --- request
 GET /t
 --- more_headers

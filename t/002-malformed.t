@@ -315,9 +315,6 @@ xray:
         xray on;
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
     }
---- user_files
->>> never.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 0}}
 --- more_headers eval
 "X-Amzn-Trace-Id: $::root;Foo=" . ("a" x (512 - length("$::root;Foo=")))
 --- response_body_like eval

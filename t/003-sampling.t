@@ -25,9 +25,6 @@ __DATA__
         xray on;
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
     }
---- user_files
->>> never.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 0}}
 --- request
 GET /t
 --- more_headers
@@ -83,9 +80,6 @@ sub {
         xray on;
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
     }
---- user_files
->>> always.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 1}}
 --- request
 GET /t
 --- more_headers
@@ -148,9 +142,6 @@ sub {
         xray_trust_client_sampling $xray_trusted;
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
     }
---- user_files
->>> never.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 0}}
 --- request
 GET /t
 --- more_headers
@@ -169,9 +160,6 @@ X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Parent=[0-9a-f]{16};Sa
         xray_trust_client_sampling $remote_addr;
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
     }
---- user_files
->>> always.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 1}}
 --- request
 GET /t
 --- more_headers
@@ -199,9 +187,6 @@ X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Parent=[0-9a-f]{16};Sa
         xray_trust_client_sampling $http_x_no_such_header;
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
     }
---- user_files
->>> never.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 0}}
 --- request eval
 ["GET /zero", "GET /t"]
 --- more_headers
@@ -220,9 +205,6 @@ X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1
         xray_trust_client_sampling 1;
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
     }
---- user_files
->>> never.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 0}}
 --- request
 GET /t
 --- more_headers

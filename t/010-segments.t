@@ -24,15 +24,6 @@ add_block_preprocessor(sub {
 _EOC_
     }
 
-    if (!defined $block->user_files) {
-        $block->set_value('user_files', <<'_EOF_');
->>> always.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 1}}
->>> never.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 0}}
-_EOF_
-    }
-
     if (!defined $block->request) {
         $block->set_value('request', 'GET /t');
     }

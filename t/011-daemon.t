@@ -16,13 +16,6 @@ no_long_string();
 add_block_preprocessor(sub {
     my $block = shift;
 
-    if (!defined $block->user_files) {
-        $block->set_value('user_files', <<'_EOF_');
->>> always.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 1}}
-_EOF_
-    }
-
     if (!defined $block->more_headers) {
         $block->set_value('more_headers',
             'X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;'

@@ -51,9 +51,6 @@ __DATA__
         xray_segment_name edge-proxy;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SDK_PORT;
     }
---- user_files
->>> always.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 1}}
 --- request
 GET /t
 --- more_headers
@@ -86,9 +83,6 @@ sub {
         xray on;
         proxy_pass http://127.0.0.1:$TEST_NGINX_SDK_PORT;
     }
---- user_files
->>> never.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 0}}
 --- request
 GET /t
 --- more_headers

@@ -20,13 +20,6 @@ add_block_preprocessor(sub {
     xray_sampling_rules $TEST_NGINX_HTML_DIR/always.json;
 _EOC_
     }
-
-    if (!defined $block->user_files) {
-        $block->set_value('user_files', <<'_EOF_');
->>> always.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 1}}
-_EOF_
-    }
 });
 
 run_tests();

@@ -122,9 +122,6 @@ nginx_xray_rule_sampled_total\{rule="default",by="rate"\} 0
     location = /status {
         xray_status;
     }
---- user_files
->>> always.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 1}}
 --- request eval
 ["GET /t", "GET /t", "GET /t", "GET /status"]
 --- more_headers eval

@@ -43,9 +43,6 @@ __DATA__
     location = /status {
         xray_status;
     }
---- user_files
->>> always.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 1}}
 --- request
 GET /t
 --- more_headers

@@ -64,14 +64,6 @@ sub sanitized {
     return `$bin -V 2>&1` =~ /-fsanitize=/;
 }
 
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value('user_files', <<'_EOF_') unless defined $block->user_files;
->>> always.json
-{"version": 2, "default": {"fixed_target": 0, "rate": 1}}
-_EOF_
-});
-
 run_tests();
 
 __DATA__

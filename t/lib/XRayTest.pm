@@ -27,7 +27,9 @@ package XRayTest;
 #       --- burst_concurrency: C  (default 1)
 #       --- burst_timeout: S      bound for the whole burst (default 30)
 #       --- burst_check eval      sub { my ($responses) = @_; ... }
-#     The sink is cleared before every block.
+#     The sink is cleared before every block, and a block without
+#     --- user_files gets $TEST_NGINX_HTML_DIR/always.json (sample
+#     everything) and never.json (sample nothing).
 #
 # After the block's last response (and only then, in each repeat_each round):
 # first the burst, then the segment checks, so --- segment_count also counts
@@ -97,6 +99,14 @@ our $SchemaFile = File::Spec->catfile($ENV{TEST_NGINX_SHARED},
                                       'xray-segmentdocument-schema-v1.0.0.json');
 our $Validator  = File::Spec->catfile($LibDir, 'validate_segments.py');
 our $Python     = $ENV{XRAYTEST_PYTHON} || 'python3';
+
+# $TEST_NGINX_HTML_DIR/always.json samples everything, never.json nothing
+our $RulesFiles = <<'_EOF_';
+>>> always.json
+{"version": 2, "default": {"fixed_target": 0, "rate": 1}}
+>>> never.json
+{"version": 2, "default": {"fixed_target": 0, "rate": 0}}
+_EOF_
 
 our $SegmentTimeout = 3;     # default wait for the expected datagrams
 our $GraceWait      = 0.3;   # extra wait that catches unexpected datagrams
@@ -918,7 +928,14 @@ unless ($ENV{XRAYTEST_NO_SERVERS}) {
 }
 
 Test::Nginx::Socket::add_block_preprocessor(sub {
+    my $block = shift;
+
     sink_clear();
+
+    # sampling rules any block may name, unless it brings its own files
+    if (!defined $block->user_files) {
+        $block->set_value('user_files', $RulesFiles);
+    }
 });
 
 Test::Nginx::Socket::add_response_body_check(sub {
