@@ -672,6 +672,16 @@ ngx_http_xray_forward(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
                                          tc);
 
     if (h == NULL) {
+
+        /* nginx leaves the header list of an HTTP/0.9 request unset */
+        if (r->headers_in.headers.nalloc == 0
+            && ngx_list_init(&r->headers_in.headers, r->pool, 1,
+                             sizeof(ngx_table_elt_t))
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
         h = ngx_list_push(&r->headers_in.headers);
         if (h == NULL) {
             return NGX_ERROR;
