@@ -55,7 +55,7 @@ PROVE_ENV = TEST_NGINX_LOAD_MODULES=$(MODULE) \
 PROVE_INC := $(if $(TEST_NGINX_LIB),-I $(TEST_NGINX_LIB),-I t/runner) -I t/lib
 
 .PHONY: all deps deps-test deps-fuzz deps-e2e module unit e2e test test-asan \
-        run fuzz bench clean
+        run fuzz bench clean suite
 
 all: module
 
@@ -93,6 +93,11 @@ e2e: module deps-e2e e2e/node_modules/.package-lock.json
 
 test: module unit e2e
 	$(PROVE_ENV) prove $(PROVE_INC) t/
+
+# make suite T=t/060-request-kinds.t: some suites only, without unit and e2e
+T ?= t/
+suite: module deps-test
+	$(PROVE_ENV) prove $(PROVE_INC) $(T)
 
 # make test-asan: the whole suite against nginx 1.22.1 built from Debian's
 # sources with the module compiled in, under ASan + UBSan (LSan at exit);

@@ -38,7 +38,14 @@ trap cleanup EXIT INT TERM
 "$python" -u "$top/demo/upstream.py" "$upstream_port" & pids+=($!)
 "$python" -u "$top/demo/sink.py" "$sink_port" & pids+=($!)
 "$nginx" -p "$run" -c "$run/nginx.conf" & pids+=($!)
-sleep 0.5
+
+# ready when nginx and the upstream accept connections (10 s at most)
+for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null \
+        && (exec 3<>"/dev/tcp/127.0.0.1/$upstream_port") 2>/dev/null \
+        && break
+    sleep 0.1
+done
 
 root="Root=1-$(printf '%08x' "$(date +%s)")-abcdef0123456789abcdef01"
 cat <<TXT
