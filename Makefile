@@ -4,6 +4,8 @@ SHELL := /bin/bash
 #   make test    build the module and run every test
 
 BUILD     ?= $(CURDIR)/build
+# the suites `make suite` and `make test-asan` run (make test runs them all)
+T         ?= t/
 MODULE    := $(BUILD)/ngx_http_xray_module.so
 # not NGINX: nginx reads that environment variable as inherited sockets
 NGINX_BIN ?= /usr/sbin/nginx
@@ -95,7 +97,6 @@ test: module unit e2e
 	$(PROVE_ENV) prove $(PROVE_INC) t/
 
 # make suite T=t/060-request-kinds.t: some suites only, without unit and e2e
-T ?= t/
 suite: module deps-test
 	$(PROVE_ENV) prove $(PROVE_INC) $(T)
 
@@ -115,7 +116,7 @@ ASAN_ENV = TEST_NGINX_LOAD_MODULES= \
 test-asan: deps-test
 	scripts/build-asan.sh $(ASAN_BUILD)
 	rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS)
-	$(PROVE_ENV) $(ASAN_ENV) prove --timer $(PROVE_INC) t/; rc=$$?; \
+	$(PROVE_ENV) $(ASAN_ENV) prove --timer $(PROVE_INC) $(T); rc=$$?; \
 	scripts/build-asan.sh --check-reports $(ASAN_REPORTS) && exit $$rc
 
 $(BUILD)/fuzz/%: t/unit/%.c $(PURE_SRC) $(SRC_H)
