@@ -423,7 +423,7 @@ sub {
            3_independent_subsegment.json 4_downstream_segment_linked.json
            5_segment_with_cause.json);
     is_deeply([XRayTest::validate_documents(@valid)], [],
-              'validator: the shared examples are valid');
+              'validator: the examples in t/data are valid');
 
     my @errors = XRayTest::validate_documents(
         '{"name":"edge-proxy","start_time":1465379208.1}',

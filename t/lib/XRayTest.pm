@@ -11,8 +11,8 @@ package XRayTest;
 #
 # Loading it:
 #   * defaults $TEST_NGINX_UPSTREAM_PORT (1985), $TEST_NGINX_XRAY_DAEMON_PORT
-#     (1986), $TEST_NGINX_REPO (the repository root), $TEST_NGINX_SHARED
-#     (<repo>/../shared) and $TEST_NGINX_HTML_DIR (<servroot>/html, where
+#     (1986), $TEST_NGINX_REPO (the repository root), $TEST_NGINX_DATA
+#     (<repo>/t/data) and $TEST_NGINX_HTML_DIR (<servroot>/html, where
 #     --- user_files are written), and points AWS_XRAY_DAEMON_ADDRESS at the
 #     sink;
 #   * forks an echo HTTP upstream on 127.0.0.1:$TEST_NGINX_UPSTREAM_PORT
@@ -36,7 +36,7 @@ package XRayTest;
 # what the burst's requests produced.
 #   * segments: waits for the datagrams, then 2 tests (the count; every
 #     datagram has the {"format":"json","version":1} header line and a
-#     document valid against the draft-4 schema in $TEST_NGINX_SHARED), then
+#     document valid against AWS's draft-4 schema in $TEST_NGINX_DATA), then
 #     calls the sub with (\@documents, \@raw_datagrams): the decoded JSON
 #     documents and the datagrams byte for byte.  Without --- segment_count at
 #     least one datagram is expected; --- segment_count: 0 checks that nothing
@@ -81,11 +81,10 @@ our $RepoRoot = Cwd::abs_path(File::Spec->catdir($LibDir, File::Spec->updir,
 
 $ENV{TEST_NGINX_UPSTREAM_PORT}    //= 1985;
 $ENV{TEST_NGINX_XRAY_DAEMON_PORT} //= 1986;
-$ENV{TEST_NGINX_SHARED} //= do {
-    my $dir = File::Spec->catdir($RepoRoot, File::Spec->updir, 'shared');
-    Cwd::abs_path($dir) // $dir;
-};
 $ENV{TEST_NGINX_REPO} //= $RepoRoot;
+# AWS's schema and the example documents: in the repository, nothing beside it
+$ENV{TEST_NGINX_DATA} //= File::Spec->catdir($ENV{TEST_NGINX_REPO},
+                                             't', 'data');
 # Segments of a test without its own xray_daemon go to the sink, never to a
 # real daemon on the default 127.0.0.1:2000 (a test file may set its own).
 $ENV{AWS_XRAY_DAEMON_ADDRESS} = "127.0.0.1:$ENV{TEST_NGINX_XRAY_DAEMON_PORT}";
@@ -95,7 +94,7 @@ $ENV{TEST_NGINX_HTML_DIR} //= File::Spec->catdir(
     $ENV{TEST_NGINX_SERVER_ROOT} // File::Spec->rel2abs(File::Spec->catdir('t', 'servroot')),
     'html');
 
-our $SchemaFile = File::Spec->catfile($ENV{TEST_NGINX_SHARED},
+our $SchemaFile = File::Spec->catfile($ENV{TEST_NGINX_DATA},
                                       'xray-segmentdocument-schema-v1.0.0.json');
 our $Validator  = File::Spec->catfile($LibDir, 'validate_segments.py');
 our $Python     = $ENV{XRAYTEST_PYTHON} || 'python3';
@@ -535,10 +534,10 @@ sub send_datagram {
     close $sock;
 }
 
-# Raw text of one of the example documents in $TEST_NGINX_SHARED/examples.
+# Raw text of one of the example documents in $TEST_NGINX_DATA/examples.
 sub example_document {
     my ($file) = @_;
-    my $path = File::Spec->catfile($ENV{TEST_NGINX_SHARED}, 'examples', $file);
+    my $path = File::Spec->catfile($ENV{TEST_NGINX_DATA}, 'examples', $file);
     open my $in, '<:raw', $path or die "XRayTest: cannot read $path: $!\n";
     my $text = do { local $/; <$in> };
     close $in;
