@@ -56,8 +56,8 @@ PROVE_ENV = TEST_NGINX_LOAD_MODULES=$(MODULE) \
                TEST_NGINX_BINARY=$(NGINX_BIN))
 PROVE_INC := $(if $(TEST_NGINX_LIB),-I $(TEST_NGINX_LIB),-I t/runner) -I t/lib
 
-.PHONY: all deps deps-test deps-fuzz deps-e2e module unit e2e test test-asan \
-        run fuzz bench clean suite
+.PHONY: all deps deps-test deps-fuzz deps-e2e deps-oracle module unit e2e \
+        test test-asan run fuzz bench clean suite oracle
 
 all: module
 
@@ -89,6 +89,18 @@ deps-e2e:
 # the test drives /usr/bin/chromium
 e2e/node_modules/.package-lock.json: e2e/package.json e2e/package-lock.json
 	npm ci --prefix e2e --no-audit --no-fund
+
+# OpenTelemetry's W3C and X-Ray propagators, the oracle of the trace-context
+# mapping, as t/oracle/package-lock.json pins them
+t/oracle/node_modules/.package-lock.json: t/oracle/package.json \
+                                          t/oracle/package-lock.json
+	npm ci --prefix t/oracle --no-audit --no-fund
+
+deps-oracle: t/oracle/node_modules/.package-lock.json
+
+# what the propagators extract from and inject for each case of the corpus
+oracle: deps-oracle
+	node t/oracle/propagate.mjs t/oracle/corpus.json
 
 e2e: module deps-e2e e2e/node_modules/.package-lock.json
 	E2E_MODULE=$(MODULE) E2E_NGINX=$(NGINX_BIN) node --test e2e/browser.test.mjs
