@@ -18,7 +18,7 @@ DEPS_BUILD := nginx nginx-dev libcjson-dev libpcre2-dev libssl-dev zlib1g-dev \
 DEPS_TEST  := libtest-base-perl libtest-longstring-perl liblist-moreutils-perl \
               libtext-diff-perl liburi-perl libhttp-message-perl libwww-perl \
               libipc-run-perl libjson-pp-perl python3 python3-jsonschema \
-              python3-aws-xray-sdk ca-certificates
+              python3-aws-xray-sdk python3-botocore ca-certificates
 DEPS_FUZZ  := clang libclang-rt-14-dev
 # the browser test drives Debian's Chromium with playwright-core from npm
 DEPS_E2E   := chromium
@@ -33,6 +33,10 @@ UNIT_CFLAGS := -std=c99 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -Isrc \
 UNIT_LIBS   := -lcjson -lcrypto
 UNIT_TESTS  := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(wildcard t/unit/test_*.c))
 FUZZERS     := $(patsubst t/unit/%.c,$(BUILD)/fuzz/%,$(wildcard t/unit/fuzz_*.c))
+# the module's side of the sampling oracle test (t/013-sampling-oracle.t)
+REPLAY      := $(BUILD)/unit/sampling_replay
+# AWS's remote sampler from npm, the oracle; package-lock.json pins it
+ORACLE      := t/oracle-sampler/node_modules/.package-lock.json
 
 # TEST_NGINX_LIB=/path/to/test-nginx/lib runs the suites under the real
 # Test::Nginx instead of the project's own runner in t/runner.  Debian's
@@ -49,6 +53,7 @@ SDK_PYTHON = $(shell for p in python3 /usr/bin/python3; do \
 PROVE_ENV = TEST_NGINX_LOAD_MODULES=$(MODULE) \
              XRAYTEST_PYTHON=/usr/bin/python3 \
              XRAYTEST_SDK_PYTHON=$(SDK_PYTHON) \
+             XRAYTEST_REPLAY=$(REPLAY) \
              $(if $(TEST_NGINX_LIB),NGINX_REAL_BINARY=$(NGINX_BIN) \
                TEST_NGINX_BINARY=$(CURDIR)/t/lib/nginx-errlog-wrapper \
                TEST_NGINX_SERVER_PORT=127.0.0.1:1984 \
@@ -57,7 +62,7 @@ PROVE_ENV = TEST_NGINX_LOAD_MODULES=$(MODULE) \
 PROVE_INC := $(if $(TEST_NGINX_LIB),-I $(TEST_NGINX_LIB),-I t/runner) -I t/lib
 
 .PHONY: all deps deps-test deps-fuzz deps-e2e deps-oracle module unit e2e \
-        test test-asan run fuzz bench clean suite oracle
+        test test-asan run fuzz bench clean suite oracle sampling-oracle
 
 all: module
 
@@ -82,6 +87,17 @@ $(BUILD)/unit/%: t/unit/%.c $(PURE_SRC) $(SRC_H) t/unit/tap.h
 unit: deps-test $(UNIT_TESTS)
 	prove --exec '' $(UNIT_TESTS)
 
+$(REPLAY): t/unit/sampling_replay.c $(PURE_SRC) $(SRC_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRC) $(UNIT_LIBS)
+
+$(ORACLE): t/oracle-sampler/package.json t/oracle-sampler/package-lock.json
+	npm ci --prefix t/oracle-sampler --no-audit --no-fund
+
+# what the suites need besides the module (npm ci needs the network: run
+# `make sampling-oracle` before a suite in a network namespace)
+sampling-oracle: $(ORACLE) $(REPLAY)
+
 deps-e2e:
 	@scripts/install-deps.sh $(DEPS_E2E)
 
@@ -105,11 +121,11 @@ oracle: deps-oracle
 e2e: module deps-e2e e2e/node_modules/.package-lock.json
 	E2E_MODULE=$(MODULE) E2E_NGINX=$(NGINX_BIN) node --test e2e/browser.test.mjs
 
-test: module unit e2e
+test: module unit e2e sampling-oracle
 	$(PROVE_ENV) prove $(PROVE_INC) t/
 
 # make suite T=t/060-request-kinds.t: some suites only, without unit and e2e
-suite: module deps-test
+suite: module deps-test sampling-oracle
 	$(PROVE_ENV) prove $(PROVE_INC) $(T)
 
 # make test-asan: the whole suite against nginx 1.22.1 built from Debian's
@@ -125,7 +141,7 @@ ASAN_ENV = TEST_NGINX_LOAD_MODULES= \
     LSAN_OPTIONS=suppressions=$(ASAN_BUILD)/lsan.supp \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=0:log_path=$(ASAN_REPORTS)/san:suppressions=$(ASAN_BUILD)/ubsan.supp
 
-test-asan: deps-test
+test-asan: deps-test sampling-oracle
 	scripts/build-asan.sh $(ASAN_BUILD)
 	rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS)
 	$(PROVE_ENV) $(ASAN_ENV) prove --timer $(PROVE_INC) $(T); rc=$$?; \

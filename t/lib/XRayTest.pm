@@ -908,6 +908,98 @@ sub _response_body_check {
 }
 
 # ---------------------------------------------------------------------------
+# Stand-in X-Ray sampling API (t/lib/xray_sampling_api.py)
+#
+# Not started by default: a suite that needs it calls
+#   XRayTest::start_sampling_api(\%config)
+# which starts it on 127.0.0.1:$TEST_NGINX_SAMPLING_API_PORT (1996), serving
+# %config (see the script for its keys), and waits until it listens.
+#   sampling_api_config(\%config)   what it serves from now on
+#   sampling_api_requests()          the requests it received, decoded:
+#                                    [{path, body, errors, ...}, ...]
+#   sampling_api_clear()             forget them
+#   sampling_api_post($path, $body)  a request of our own: (status, body)
+# It checks every request body against AWS's X-Ray API model
+# (python3-botocore); stopped when the test process exits.
+# ---------------------------------------------------------------------------
+
+my ($ApiPid, $ApiDir);
+
+$ENV{TEST_NGINX_SAMPLING_API_PORT} //= 1996;
+
+sub sampling_api_config {
+    my ($config) = @_;
+    my $file = File::Spec->catfile($ApiDir, 'config.json');
+    open my $out, '>', "$file.tmp" or die "XRayTest: $file.tmp: $!\n";
+    print {$out} $JSON->encode($config);
+    close $out;
+    rename "$file.tmp", $file or die "XRayTest: $file: $!\n";
+}
+
+sub start_sampling_api {
+    my ($config) = @_;
+    my $port = $ENV{TEST_NGINX_SAMPLING_API_PORT};
+    $ApiDir = File::Temp::tempdir('xraytest-api-XXXXXX', TMPDIR => 1,
+                                  CLEANUP => 1);
+    sampling_api_config($config // {});
+    my $log = File::Spec->catfile($ApiDir, 'log');
+    my $pid = fork();
+    die "XRayTest: fork failed: $!\n" unless defined $pid;
+    if ($pid == 0) {
+        open STDOUT, '>', $log;
+        open STDERR, '>&', \*STDOUT;
+        { exec $Python, File::Spec->catfile($LibDir, 'xray_sampling_api.py'),
+               '--port', $port,
+               '--config', File::Spec->catfile($ApiDir, 'config.json'),
+               '--record', File::Spec->catfile($ApiDir, 'record.jsonl') }
+        POSIX::_exit(127);
+    }
+    $ApiPid = $pid;
+    my $deadline = time + 30;
+    while (time < $deadline) {
+        my $text = '';
+        if (open my $in, '<', $log) {
+            local $/;
+            $text = <$in> // '';
+        }
+        return 1 if $text =~ /^listening/m;
+        die "XRayTest: the stand-in sampling API did not start:\n$text"
+            if waitpid($pid, POSIX::WNOHANG()) == $pid;
+        sleep 0.05;
+    }
+    die "XRayTest: the stand-in sampling API did not listen within 30 s\n";
+}
+
+sub sampling_api_requests {
+    my $file = File::Spec->catfile($ApiDir, 'record.jsonl');
+    open my $in, '<', $file or return [];
+    my @reqs;
+    while (my $line = <$in>) {
+        last unless $line =~ /\n\z/;    # a line being written
+        push @reqs, $JSON->decode($line);
+    }
+    return \@reqs;
+}
+
+sub sampling_api_clear {
+    truncate File::Spec->catfile($ApiDir, 'record.jsonl'), 0;
+}
+
+sub sampling_api_post {
+    my ($path, $body) = @_;
+    my $sock = IO::Socket::INET->new(
+        PeerAddr => "127.0.0.1:$ENV{TEST_NGINX_SAMPLING_API_PORT}",
+        Timeout => 10) or die "XRayTest: cannot reach the sampling API: $!\n";
+    print {$sock} "POST $path HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        . "Content-Type: application/json\r\nContent-Length: "
+        . length($body) . "\r\nConnection: close\r\n\r\n$body";
+    my $reply = do { local $/; <$sock> } // '';
+    my ($status) = $reply =~ m{^HTTP/1\.\d (\d+)};
+    my ($content) = $reply =~ /\r\n\r\n(.*)\z/s;
+    return ($status, $content);
+}
+
+# ---------------------------------------------------------------------------
 # Start-up
 # ---------------------------------------------------------------------------
 
@@ -948,6 +1040,10 @@ END {
         local $?;
         _stop_server($UpstreamPid);
         _stop_server($SinkPid);
+        if ($ApiPid) {
+            kill 'TERM', $ApiPid;
+            waitpid $ApiPid, 0;
+        }
         File::Path::remove_tree($SinkDir)
             if defined $SinkDir && !$ENV{XRAYTEST_KEEP_SINK};
     }
