@@ -37,6 +37,8 @@ FUZZERS     := $(patsubst t/unit/%.c,$(BUILD)/fuzz/%,$(wildcard t/unit/fuzz_*.c)
 REPLAY      := $(BUILD)/unit/sampling_replay
 # AWS's remote sampler from npm, the oracle; package-lock.json pins it
 ORACLE      := t/oracle-sampler/node_modules/.package-lock.json
+# tap.h and the reference implementations the tests compare the code with
+UNIT_H      := $(wildcard t/unit/*.h)
 
 # TEST_NGINX_LIB=/path/to/test-nginx/lib runs the suites under the real
 # Test::Nginx instead of the project's own runner in t/runner.  Debian's
@@ -80,7 +82,7 @@ module: deps $(MODULE)
 $(MODULE): $(SRC_C) $(SRC_H) config scripts/build-module.sh
 	scripts/build-module.sh $(BUILD)
 
-$(BUILD)/unit/%: t/unit/%.c $(PURE_SRC) $(SRC_H) t/unit/tap.h
+$(BUILD)/unit/%: t/unit/%.c $(PURE_SRC) $(SRC_H) $(UNIT_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRC) $(UNIT_LIBS)
 
@@ -147,7 +149,7 @@ test-asan: deps-test sampling-oracle
 	$(PROVE_ENV) $(ASAN_ENV) prove --timer $(PROVE_INC) $(T); rc=$$?; \
 	scripts/build-asan.sh --check-reports $(ASAN_REPORTS) && exit $$rc
 
-$(BUILD)/fuzz/%: t/unit/%.c $(PURE_SRC) $(SRC_H)
+$(BUILD)/fuzz/%: t/unit/%.c $(PURE_SRC) $(SRC_H) $(UNIT_H)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=undefined \

@@ -5,15 +5,17 @@
  *     t/unit/fuzz_header.c src/xray_header.c -o /tmp/fuzz_header
  * /tmp/fuzz_header -max_total_time=60 t/unit/corpus/header
  *
- * Any parse result must leave memory alone; an accepted header must hold a
- * valid Root, a hex Parent, kept spans inside the input, and must format
- * to a clean value that parses back to the same trace.
+ * Any parse result must leave memory alone and be the result of the simple
+ * reference in header_ref.h, with the same kept fields; an accepted header
+ * must hold a valid Root, a hex Parent, kept spans inside the input, and
+ * must format to a clean value that parses back to the same trace.
  */
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "header_ref.h"
 #include "xray_header.h"
 
 
@@ -104,6 +106,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char        *s;
     xray_trace_ctx_t   ctx, ctx2;
     xray_header_rc_e   rc;
+
+    /* the fast parser and the reference agree, field by field */
+    check(header_ref_diff(data, size) == NULL);
 
     rc = xray_header_parse(data, size, &ctx);
 

@@ -1,5 +1,7 @@
 /*
- * Unit tests of src/xray_header.c: parse, strerror, trace id check, format.
+ * Unit tests of src/xray_header.c: parse, strerror, trace id check, format;
+ * and the parser against the simple reference of header_ref.h on every
+ * input below and on generated ones.
  *
  * cc -std=c99 -Wall -Wextra -Werror -pedantic -Isrc t/unit/test_header.c \
  *     src/xray_header.c -o /tmp/test_header && /tmp/test_header
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 
 #include "tap.h"
+#include "header_ref.h"
 #include "xray_header.h"
 
 
@@ -19,6 +22,9 @@
 #define LIN "10:1234abcd:3"
 
 #define U(s)  ((const unsigned char *) (s))
+
+/* generated headers compared with the reference */
+#define GENERATED  200000
 
 
 typedef struct {
@@ -799,6 +805,322 @@ test_format(void)
 }
 
 
+/*
+ * The input in an exactly sized heap copy (ASan catches a read past its
+ * end), then both parsers on it; counts and shows a few disagreements.
+ */
+
+static void
+diff_one(const unsigned char *in, size_t len, size_t *bad)
+{
+    unsigned char  *copy;
+    const char     *what;
+
+    copy = malloc(len ? len : 1);
+    if (copy == NULL) {
+        (*bad)++;
+        return;
+    }
+
+    if (len) {
+        memcpy(copy, in, len);
+    }
+
+    what = header_ref_diff(copy, len);
+
+    if (what != NULL && (*bad)++ < 5) {
+        printf("# differs from the reference in %s: '%.*s'\n", what,
+               (int) len, (const char *) in);
+    }
+
+    free(copy);
+}
+
+
+static void
+test_reference_cases(void)
+{
+    size_t         i, bad, len;
+    unsigned char  buf[XRAY_HEADER_MAX_LEN + 1];
+
+    bad = 0;
+
+    for (i = 0; i < sizeof(valid_cases) / sizeof(valid_cases[0]); i++) {
+        diff_one(U(valid_cases[i].in), strlen(valid_cases[i].in), &bad);
+        diff_one(U(valid_cases[i].out), strlen(valid_cases[i].out), &bad);
+    }
+
+    for (i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+        diff_one(U(bad_cases[i].in), bad_cases[i].len, &bad);
+    }
+
+    /* the edges of the length and the field count */
+
+    for (i = XRAY_HEADER_MAX_FIELDS - 1; i <= XRAY_HEADER_MAX_FIELDS + 1; i++)
+    {
+        len = build_fields(buf, i, ";");
+        diff_one(buf, len, &bad);
+        len = build_fields(buf, i, " ;; ; ");
+        diff_one(buf, len, &bad);
+    }
+
+    memcpy(buf, "Root=" R ";K=", 43);
+    memset(buf + 43, 'v', XRAY_HEADER_MAX_LEN + 1 - 43);
+    diff_one(buf, XRAY_HEADER_MAX_LEN, &bad);
+    diff_one(buf, XRAY_HEADER_MAX_LEN + 1, &bad);
+    diff_one(NULL, 0, &bad);
+
+    is_int(bad, 0, "reference: the parser agrees on every fixed input");
+}
+
+
+/*
+ * Generated headers: fields built from pieces that matter to the grammar
+ * (reserved keys in any case, good and bad values, whitespace, separators,
+ * bytes that are never allowed), then sometimes one byte changed, inserted
+ * or deleted.  Deterministic: the same inputs on every run.
+ */
+
+static uint64_t  gen_seed = 0x9e3779b97f4a7c15ULL;
+
+
+static uint32_t
+gen_next(uint32_t n)
+{
+    gen_seed = gen_seed * 6364136223846793005ULL + 1442695040888963407ULL;
+
+    return (uint32_t) ((gen_seed >> 33) % n);
+}
+
+
+static size_t
+gen_put(unsigned char *buf, size_t len, size_t max, const char *s)
+{
+    size_t  n;
+
+    n = strlen(s);
+
+    if (len + n > max) {
+        return len;
+    }
+
+    memcpy(buf + len, s, n);
+
+    return len + n;
+}
+
+
+/* one of n strings; "often" of them (the first ones) 19 times in 20 */
+
+static const char *
+gen_pick(const char *const *s, uint32_t n, uint32_t often)
+{
+    if (often && gen_next(20) != 0) {
+        return s[gen_next(often)];
+    }
+
+    return s[gen_next(n)];
+}
+
+
+#define PICK(a, often)  gen_pick(a, sizeof(a) / sizeof(a[0]), often)
+
+
+static size_t
+gen_header(unsigned char *buf, size_t max)
+{
+    size_t         len, i, n, reps;
+    uint32_t       kind;
+    unsigned char  b;
+
+    /* by kind of field: good values first, then bad ones */
+
+    static const char  *const roots[] = {
+        R, R2, "1-5759E988-BD862E3FE1BE46A994272793",
+        "1-5759e988-bd862e3fe1be46a99427279", R "0",
+        "2-5759e988-bd862e3fe1be46a994272793",
+        "1-5759e988-bd862e3fe1be46a99427279g",
+        "1_5759e988-bd862e3fe1be46a994272793", ""
+    };
+    static const char  *const parents[] = {
+        P, P2, "53995C3F42CD8AD8", "53995c3f42cd8ad", P "0",
+        "53995c3f42cd8adx", "", "?"
+    };
+    static const char  *const sampleds[] = {
+        "0", "1", "?", "2", "01", "", "yes"
+    };
+    static const char  *const others[] = {
+        LIN, "app", "a=b", "1", "x", "v v", "\x7f", "\x80", ",", "\r",
+        "\n", "\0", "\xff", ""
+    };
+    static const char  *const root_keys[] = {
+        "Root", "root", "ROOT", "rOoT", "Roo", "Roots", "Ro ot"
+    };
+    static const char  *const parent_keys[] = {
+        "Parent", "parent", "PARENT", "Parents", "Paren"
+    };
+    static const char  *const sampled_keys[] = {
+        "Sampled", "sampled", "SAMPLED", "Sample"
+    };
+    static const char  *const other_keys[] = {
+        "Self", "self", "Lineage", "lineage", "CalledFrom", "Foo", "foo",
+        "X", "a.b-c_d", "K1", "K2", "Selfie",
+        "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk",
+        "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk",
+        "", " ", "Key@", "K\tey"
+    };
+    static const char  *const eqs[] = {
+        "=", " =", "= ", "\t=\t", "==", ""
+    };
+    static const char  *const seps[] = {
+        ";", "; ", " ;", ";;", "\t;", " ", "", ";\x01", ";,"
+    };
+
+    len = 0;
+    /* up to 18 fields, past the limit of 16, but mostly a few */
+    reps = 1 + (gen_next(8) ? gen_next(6) : gen_next(18));
+
+    if (gen_next(100) == 0) {
+        reps = 0;                      /* blank, or one byte */
+    }
+
+    if (gen_next(4) == 0) {
+        len = gen_put(buf, len, max, gen_next(2) ? " " : "\t");
+    }
+
+    for (i = 0; i < reps; i++) {
+        /* many fields: mostly distinct kept ones, to reach the limit */
+        if (i == 0) {
+            kind = 0;
+
+        } else if (reps > 8 && gen_next(10) != 0) {
+            kind = 3;
+
+        } else {
+            kind = gen_next(6) ? gen_next(4) : 0;
+        }
+
+        switch (kind) {
+
+        case 0:
+            len = gen_put(buf, len, max, PICK(root_keys, 4));
+            len = gen_put(buf, len, max, PICK(eqs, 1));
+            len = gen_put(buf, len, max, PICK(roots, 3));
+            break;
+
+        case 1:
+            len = gen_put(buf, len, max, PICK(parent_keys, 3));
+            len = gen_put(buf, len, max, PICK(eqs, 1));
+            len = gen_put(buf, len, max, PICK(parents, 3));
+            break;
+
+        case 2:
+            len = gen_put(buf, len, max, PICK(sampled_keys, 3));
+            len = gen_put(buf, len, max, PICK(eqs, 1));
+            len = gen_put(buf, len, max, PICK(sampleds, 3));
+            break;
+
+        default:
+            if ((reps > 8 || gen_next(2)) && len + 2 <= max) {
+                /* a key of its own, so that many fields can be distinct */
+                buf[len++] = 'K';
+                buf[len++] = (unsigned char) ('a' + i);
+
+            } else {
+                len = gen_put(buf, len, max, PICK(other_keys, 12));
+            }
+
+            len = gen_put(buf, len, max, PICK(eqs, 1));
+
+            if (gen_next(8) == 0) {
+                /* a long value, to reach the length limit */
+                n = gen_next(XRAY_HEADER_MAX_LEN);
+
+                while (n-- && len < max) {
+                    buf[len++] = 'v';
+                }
+
+            } else {
+                len = gen_put(buf, len, max, PICK(others, 5));
+            }
+
+            break;
+        }
+
+        if (i + 1 < reps || gen_next(3) == 0) {
+            len = gen_put(buf, len, max, PICK(seps, 1));
+        }
+    }
+
+    /* sometimes one byte changed, inserted or deleted */
+
+    switch (len ? gen_next(9) : 3) {
+
+    case 0:
+        buf[gen_next((uint32_t) len)] = (unsigned char) gen_next(256);
+        break;
+
+    case 1:
+        if (len < max) {
+            i = gen_next((uint32_t) len + 1);
+            b = (unsigned char) gen_next(256);
+            memmove(buf + i + 1, buf + i, len - i);
+            buf[i] = b;
+            len++;
+        }
+        break;
+
+    case 2:
+        i = gen_next((uint32_t) len);
+        memmove(buf + i, buf + i + 1, len - i - 1);
+        len--;
+        break;
+
+    default:
+        break;
+    }
+
+    return len;
+}
+
+
+static void
+test_reference_generated(void)
+{
+    int               rc, missed;
+    size_t            k, len, bad;
+    size_t            seen[XRAY_HEADER_BAD_SAMPLED + 1];
+    unsigned char     buf[2 * XRAY_HEADER_MAX_LEN];
+    xray_trace_ctx_t  ctx;
+
+    bad = 0;
+    memset(seen, 0, sizeof(seen));
+
+    for (k = 0; k < GENERATED; k++) {
+        len = gen_header(buf, sizeof(buf));
+        diff_one(buf, len, &bad);
+        seen[xray_header_parse(buf, len, &ctx)]++;
+    }
+
+    is_int(bad, 0, "reference: the parser agrees on %d generated headers",
+           GENERATED);
+
+    /* the generator reaches every result, and valid headers often */
+
+    missed = -1;
+
+    for (rc = XRAY_HEADER_OK; rc <= XRAY_HEADER_BAD_SAMPLED; rc++) {
+        if (seen[rc] == 0) {
+            missed = rc;
+        }
+    }
+
+    is_int(missed, -1, "reference: generated headers reach every result");
+    ok(seen[XRAY_HEADER_OK] > GENERATED / 10,
+       "reference: %d of them are valid", (int) seen[XRAY_HEADER_OK]);
+}
+
+
 int
 main(void)
 {
@@ -811,6 +1133,8 @@ main(void)
     test_trace_id();
     test_strerror();
     test_format();
+    test_reference_cases();
+    test_reference_generated();
 
     return done_testing();
 }
