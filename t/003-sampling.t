@@ -100,6 +100,7 @@ sub {
         xray on;
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
         add_header X-Msec $msec;
+        add_header X-Request-Time $request_time;
     }
 --- user_files
 >>> three.json
@@ -114,7 +115,7 @@ sub {
     my ($res) = @_;
     my (%seconds, %per_second);
     for my $r (@$res) {
-        my $sec = int $r->{headers}{'x-msec'};
+        my $sec = XRayTest::request_second($r);    # of the decision
         $seconds{$sec} = 1;
         $per_second{$sec}++ if $r->{body} =~ /;Sampled=1\r/;
     }
@@ -333,6 +334,7 @@ X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793
         xray on;
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
         add_header X-Msec $msec;
+        add_header X-Request-Time $request_time;
     }
 --- request
 GET /t
@@ -344,7 +346,7 @@ sub {
     my ($res) = @_;
     my (%seconds, %per_second);
     for my $r (@$res) {
-        my $sec = int $r->{headers}{'x-msec'};
+        my $sec = XRayTest::request_second($r);    # of the decision
         $seconds{$sec} = 1;
         $per_second{$sec}++ if $r->{body} =~ /;Sampled=1\r/;
     }

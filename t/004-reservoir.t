@@ -23,6 +23,7 @@ __DATA__
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT/delay/2/;
         add_header X-Pid $pid;
         add_header X-Msec $msec;
+        add_header X-Request-Time $request_time;
     }
 --- user_files
 >>> five.json
@@ -38,7 +39,8 @@ sub {
     my ($res) = @_;
     my (%pids, %per_second, %pids_per_second);
     for my $r (@$res) {
-        my $sec = int $r->{headers}{'x-msec'};
+        # the second of the decision, not of the response header
+        my $sec = XRayTest::request_second($r);
         my $pid = $r->{headers}{'x-pid'};
         $pids{$pid}++;
         $pids_per_second{$sec}{$pid} = 1;

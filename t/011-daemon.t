@@ -44,9 +44,9 @@ sub { is($_[0][0]{http}{response}{status}, 204, 'the segment arrived') }
 
 
 
-=== TEST 2: xray_daemon wins over the environment; names are resolved
+=== TEST 2: xray_daemon wins over the environment; names are resolved; a full batch leaves at once
 --- http_config
-    xray_daemon localhost:$TEST_NGINX_XRAY_DAEMON_PORT batch=2 flush=1s;
+    xray_daemon localhost:$TEST_NGINX_XRAY_DAEMON_PORT batch=2 flush=1h;
     xray_sampling_rules $TEST_NGINX_HTML_DIR/always.json;
 --- config
     location /t {
@@ -57,7 +57,6 @@ sub { is($_[0][0]{http}{response}{status}, 204, 'the segment arrived') }
 ["GET /t", "GET /t"]
 --- error_code eval
 [204, 204]
---- segment_timeout: 0.5
 --- segment_count: 2
 
 
@@ -81,7 +80,7 @@ sub {
     open my $fh, '<', $pidfile or return fail("no $pidfile: $!");
     CORE::chomp(my $pid = <$fh>);
     ok(kill('QUIT', $pid), 'nginx told to quit gracefully');
-    my @d = XRayTest::sink_datagrams(min_count => 1, timeout => 5);
+    my @d = XRayTest::sink_datagrams(min_count => 1, timeout => 10);
     is(scalar @d, 1, 'the queued segment was sent on the way out');
 }
 

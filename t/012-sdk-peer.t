@@ -6,6 +6,7 @@
 use Test::Nginx::Socket 'no_plan';
 use XRayTest;
 use POSIX ();
+use Time::HiRes ();
 
 our $SdkPort = $ENV{TEST_NGINX_SDK_PORT} //= 1989;
 our $Root = '1-5759e988-bd862e3fe1be46a994272793';
@@ -20,7 +21,9 @@ if ($sdk_pid == 0) {
            $SdkPort, "127.0.0.1:$ENV{TEST_NGINX_XRAY_DAEMON_PORT}" }
     POSIX::_exit(127);
 }
-for (1 .. 100) {
+# (python imports the SDK slowly on a loaded machine: 30 s at most)
+my $sdk_deadline = Time::HiRes::time() + 30;
+while (Time::HiRes::time() < $sdk_deadline) {
     last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$SdkPort");
     select undef, undef, undef, 0.1;
 }

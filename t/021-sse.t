@@ -32,13 +32,13 @@ __DATA__
         xray on;
         xray_sse on;
         proxy_buffering on;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT/sse/2/1500/;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT/sse/2/30000/;
     }
 --- request
 GET /t HTTP/1.0
 --- more_headers eval
 "X-Amzn-Trace-Id: Root=$::Root;Sampled=1"
---- timeout: 0.7
+--- timeout: 3
 --- abort
 --- response_body eval
 "event: hello\ndata: \n\n"

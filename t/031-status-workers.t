@@ -60,8 +60,12 @@ sub {
     my $queued = 'nginx_xray_documents_queued_total';
     my $sent = 'nginx_xray_documents_sent_total';
 
-    select undef, undef, undef, 0.3;    # let the 10ms flush timers run
-    my $s = main::status();
+    # until the 10ms flush timers have run
+    my $s;
+    XRayTest::wait_until(sub {
+        $s = main::status();
+        ($s->{$sent} // 0) >= 200;
+    });
     is($s->{$sampled}, 200, '200 sampled, over both workers');
     is($s->{$queued}, 200, '200 documents queued');
     is($s->{$sent}, 200, 'and all sent');
@@ -71,22 +75,23 @@ sub {
     CORE::chomp(my $master = <$fh>);
     ok(kill('HUP', $master), 'reload');
     my $after;
-    for (1 .. 50) {
-        select undef, undef, undef, 0.1;
+    XRayTest::wait_until(sub {
         my ($r) = XRayTest::http_requests(
             request => "GET /t HTTP/1.0\r\nHost: localhost\r\n\r\n");
         $after = $r->{headers}{'x-pid'};
-        last if $after && !$pids{$after};
-    }
+        $after && !$pids{$after};
+    }, timeout => 30);
     ok($after && !$pids{$after}, 'new workers answer');
 
     is(main::traffic(50), 50, '50 more requests');
-    select undef, undef, undef, 0.3;
-    $s = main::status();
+    XRayTest::wait_until(sub {
+        $s = main::status();
+        ($s->{$sent} // 0) >= 250;
+    });
     is($s->{$sampled}, 250, 'the counters went on from 200');
     is($s->{$queued}, $s->{$sent}, 'every queued document was sent');
     is($s->{$sent}, 250, '250 documents in all');
 
-    my @d = XRayTest::sink_datagrams(min_count => 250, timeout => 5);
+    my @d = XRayTest::sink_datagrams(min_count => 250);
     is(scalar @d, 250, 'and the daemon received all 250');
 }

@@ -45,9 +45,11 @@ END {
 
 sub output { open my $fh, '<', $out or return ''; local $/; <$fh> }
 
+# what it waits for ends the wait; 30 s only bounds a demo that never
+# gets there (a loaded machine starts nginx and python slowly)
 sub wait_for {
     my ($re) = @_;
-    my $deadline = time + 10;
+    my $deadline = time + 30;
     while (time < $deadline) {
         return 1 if output() =~ $re;
         sleep 0.1;

@@ -22,10 +22,10 @@ package XRayTest;
 #   * adds these block sections:
 #       --- segments eval         sub { my ($docs, $raw) = @_; ... }
 #       --- segment_count: N      exact number of datagrams (0 allowed)
-#       --- segment_timeout: S    how long to wait for them (default 3)
+#       --- segment_timeout: S    the most to wait for them (default 10)
 #       --- burst: N              N more copies of the block's request
 #       --- burst_concurrency: C  (default 1)
-#       --- burst_timeout: S      bound for the whole burst (default 30)
+#       --- burst_timeout: S      bound for the whole burst (default 180)
 #       --- burst_check eval      sub { my ($responses) = @_; ... }
 #     The sink is cleared before every block, and a block without
 #     --- user_files gets $TEST_NGINX_HTML_DIR/always.json (sample
@@ -107,9 +107,11 @@ our $RulesFiles = <<'_EOF_';
 {"version": 2, "default": {"fixed_target": 0, "rate": 0}}
 _EOF_
 
-our $SegmentTimeout = 3;     # default wait for the expected datagrams
+# Waits end when what they wait for has happened; the bounds only matter
+# when it never does, so they are generous: a loaded machine is slow.
+our $SegmentTimeout = 10;    # default bound for the expected datagrams
 our $GraceWait      = 0.3;   # extra wait that catches unexpected datagrams
-our $BurstTimeout   = 30;    # default bound for a whole --- burst
+our $BurstTimeout   = 180;   # default bound for a whole --- burst
 
 my $OwnerPid = $$;
 my ($UpstreamPid, $SinkPid, $SinkDir, $SinkFile);
@@ -460,7 +462,7 @@ sub _read_sink {
 }
 
 # sink_datagrams(min_count => N, timeout => S): the raw datagrams received
-# since the last sink_clear(), waiting (at most S seconds, default 3) until
+# since the last sink_clear(), waiting (at most S seconds, default 10) until
 # at least N (default 0) are there.
 sub sink_datagrams {
     my %opt = @_;
@@ -471,6 +473,35 @@ sub sink_datagrams {
         return @d if @d >= $min || time >= $deadline;
         sleep 0.02;
     }
+}
+
+# wait_until(sub { ... }, timeout => S): calls the sub every 50 ms until it
+# returns true (then returns that value) or S seconds (default 10) have
+# passed (then returns its last, false, value).  For waiting on an event,
+# such as a counter on the status page, instead of sleeping a fixed time.
+sub wait_until {
+    my ($cond, %opt) = @_;
+    my $deadline = time + ($opt{timeout} // $SegmentTimeout);
+    while (1) {
+        my $v = $cond->();
+        return $v if $v || time >= $deadline;
+        sleep 0.05;
+    }
+}
+
+# The second (epoch, an integer) in which nginx started a request, from a
+# response that carries "add_header X-Msec $msec;" and "add_header
+# X-Request-Time $request_time;": the sampling decision is taken in that
+# second, whereas $msec alone is when the response header left, which on a
+# loaded machine can be a second or more later.  Both variables read the
+# same cached clock, so the difference is exact to the millisecond.
+sub request_second {
+    my ($r) = @_;
+    my $msec = $r->{headers}{'x-msec'};
+    my $rt = $r->{headers}{'x-request-time'};
+    return undef unless defined $msec && defined $rt;
+    my $start_ms = sprintf('%.0f', $msec * 1000) - sprintf('%.0f', $rt * 1000);
+    return POSIX::floor($start_ms / 1000);
 }
 
 # Split a datagram on its first "\n" into the header line and the document.
