@@ -1,40 +1,16 @@
 /*
  * ngx_http_xray_module: AWS X-Ray trace context at the edge.
  *
- * The nginx face of the module: directives, configuration, the phase handler
- * that validates the client's X-Amzn-Trace-Id, decides sampling and rewrites
- * the header forwarded upstream, the response header filter, and variables.
- * The parsing, id and rule logic lives in src/ and knows nothing of nginx.
+ * The nginx face of the module: the directives, configuration and the
+ * module's start and end.  Each request phase has its own file in src/
+ * (context: the rewrite phase; filter: the response header filter;
+ * segment: the log phase; emitter: sending to the daemon), and the parsing,
+ * id, rule and JSON logic in src/xray_* knows nothing of nginx.
  */
 
 #include "ngx_http_xray.h"
 
 
-static ngx_int_t ngx_http_xray_handler(ngx_http_request_t *r);
-static void ngx_http_xray_cleanup(void *data);
-static ngx_int_t ngx_http_xray_read_context(ngx_http_request_t *r,
-    ngx_http_xray_ctx_t *ctx, xray_trace_ctx_t *tc, ngx_table_elt_t **first,
-    ngx_uint_t *invalid);
-static ngx_int_t ngx_http_xray_read_alternative(ngx_http_request_t *r,
-    xray_trace_ctx_t *tc, ngx_uint_t *invalid);
-static void ngx_http_xray_decide(ngx_http_request_t *r,
-    ngx_http_xray_ctx_t *ctx, xray_sampled_e client);
-static ngx_int_t ngx_http_xray_forward(ngx_http_request_t *r,
-    ngx_http_xray_ctx_t *ctx, xray_trace_ctx_t *tc, ngx_table_elt_t *h);
-static ngx_uint_t ngx_http_xray_is_trace_header(ngx_table_elt_t *h);
-static ngx_int_t ngx_http_xray_remove_headers(ngx_http_request_t *r,
-    ngx_table_elt_t **keep);
-
-static ngx_int_t ngx_http_xray_header_filter(ngx_http_request_t *r);
-static ngx_int_t ngx_http_xray_cors(ngx_http_request_t *r);
-static ngx_table_elt_t *ngx_http_xray_find(ngx_list_t *list, ngx_str_t *name);
-static ngx_uint_t ngx_http_xray_list_has(u_char *p, u_char *last,
-    ngx_str_t *token);
-
-static ngx_int_t ngx_http_xray_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
-
-static ngx_int_t ngx_http_xray_add_variables(ngx_conf_t *cf);
 static void *ngx_http_xray_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_xray_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_xray_create_loc_conf(ngx_conf_t *cf);
@@ -44,6 +20,8 @@ static char *ngx_http_xray_sampling_rules(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_xray_daemon(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_xray_daemon_init(ngx_conf_t *cf,
+    ngx_http_xray_main_conf_t *xmcf, ngx_str_t *value);
 static char *ngx_http_xray_field(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_xray_redact(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -52,7 +30,6 @@ static char *ngx_http_xray_set_enum(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_xray_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static void *ngx_http_xray_pool_alloc(void *data, size_t size);
 static ngx_int_t ngx_http_xray_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_xray_init_process(ngx_cycle_t *cycle);
 static void ngx_http_xray_exit_process(ngx_cycle_t *cycle);
@@ -223,957 +200,10 @@ ngx_module_t  ngx_http_xray_module = {
 };
 
 
-enum {
-    NGX_HTTP_XRAY_VAR_TRACE_ID = 0,
-    NGX_HTTP_XRAY_VAR_SEGMENT_ID,
-    NGX_HTTP_XRAY_VAR_UPSTREAM_ID,
-    NGX_HTTP_XRAY_VAR_SAMPLED,
-    NGX_HTTP_XRAY_VAR_TRACE_HEADER
-};
-
-
-static ngx_http_variable_t  ngx_http_xray_vars[] = {
-
-    { ngx_string("xray_trace_id"), NULL, ngx_http_xray_variable,
-      NGX_HTTP_XRAY_VAR_TRACE_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-    { ngx_string("xray_segment_id"), NULL, ngx_http_xray_variable,
-      NGX_HTTP_XRAY_VAR_SEGMENT_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-    { ngx_string("xray_upstream_id"), NULL, ngx_http_xray_variable,
-      NGX_HTTP_XRAY_VAR_UPSTREAM_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-    { ngx_string("xray_sampled"), NULL, ngx_http_xray_variable,
-      NGX_HTTP_XRAY_VAR_SAMPLED, NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-    { ngx_string("xray_trace_header"), NULL, ngx_http_xray_variable,
-      NGX_HTTP_XRAY_VAR_TRACE_HEADER, NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-      ngx_http_null_variable
-};
-
-
-/* lines of one Access-Control-* header the CORS merge handles */
-#define NGX_HTTP_XRAY_CORS_LINES        16
-
 /* X-Ray indexes 50 annotations a trace; streams add sse and sse_reconnect */
 #define NGX_HTTP_XRAY_ANNOTATIONS_MAX   48
 
-
-static ngx_str_t   ngx_http_xray_header_name = ngx_string("X-Amzn-Trace-Id");
-static u_char      ngx_http_xray_header_lc[] = "x-amzn-trace-id";
-static ngx_uint_t  ngx_http_xray_header_hash;
-
-xray_rng_t  ngx_http_xray_rng;
-
-static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
-
-
-static ngx_int_t
-ngx_http_xray_handler(ngx_http_request_t *r)
-{
-    ngx_int_t                   rc;
-    ngx_str_t                   trust;
-    ngx_uint_t                  invalid;
-    ngx_time_t                 *tp;
-    ngx_table_elt_t            *h;
-    xray_trace_ctx_t            tc;
-    ngx_pool_cleanup_t         *cln;
-    ngx_http_xray_ctx_t        *ctx;
-    ngx_http_xray_loc_conf_t   *xlcf;
-    ngx_http_xray_main_conf_t  *xmcf;
-
-    xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
-
-    if (!xlcf->enable || r != r->main) {
-        return NGX_DECLINED;
-    }
-
-    if (ngx_http_xray_get_ctx(r) != NULL) {
-        /* decided once per request, internal redirects included */
-        return NGX_DECLINED;
-    }
-
-    xmcf = ngx_http_get_module_main_conf(r, ngx_http_xray_module);
-
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_xray_ctx_t));
-    if (ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    /* found again through the pool after an internal redirect clears ctx */
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
-    }
-
-    cln->handler = ngx_http_xray_cleanup;
-    cln->data = ctx;
-
-    ngx_http_set_ctx(r, ctx, ngx_http_xray_module);
-
-    ngx_memzero(&tc, sizeof(xray_trace_ctx_t));
-
-    rc = ngx_http_xray_read_context(r, ctx, &tc, &h, &invalid);
-
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    if (rc == NGX_DECLINED) {
-        if (invalid) {
-            ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_INVALID);
-        }
-
-        if (h != NULL) {
-            if (ngx_http_xray_remove_headers(r, NULL) != NGX_OK) {
-                return NGX_ERROR;
-            }
-
-            h = NULL;
-        }
-
-        if (!xlcf->originate) {
-            ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_NO_CONTEXT);
-            return NGX_DECLINED;
-        }
-
-        xray_id_trace(&ngx_http_xray_rng, ngx_time(), ctx->trace_id);
-        ctx->originated = 1;
-        ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_ORIGINATED);
-    }
-
-    ctx->traced = 1;
-    xray_id_segment(&ngx_http_xray_rng, ctx->segment_id);
-    xray_id_segment(&ngx_http_xray_rng, ctx->upstream_id);
-
-    /* the event loop's time, as r->start_sec and r->start_msec are */
-    tp = ngx_timeofday();
-    ctx->decided = (uint64_t) tp->sec * 1000000 + tp->msec * 1000;
-
-    if (tc.sampled != XRAY_SAMPLED_NONE
-        && tc.sampled != XRAY_SAMPLED_REQUESTED
-        && xlcf->trust_sampling != NULL)
-    {
-        if (ngx_http_complex_value(r, xlcf->trust_sampling, &trust)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        if (trust.len && !(trust.len == 1 && trust.data[0] == '0')) {
-            ctx->sampled = (tc.sampled == XRAY_SAMPLED_YES);
-            ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_TRUSTED);
-            goto decided;
-        }
-    }
-
-    ngx_http_xray_decide(r, ctx, tc.sampled);
-
-decided:
-
-    ngx_http_xray_count(xmcf, ctx->sampled ? NGX_HTTP_XRAY_SAMPLED
-                                           : NGX_HTTP_XRAY_NOT_SAMPLED);
-
-    if (tc.sampled == XRAY_SAMPLED_REQUESTED) {
-        ctx->requested = 1;
-        ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_REQUESTED);
-    }
-
-    if (ngx_http_xray_forward(r, ctx, ctx->originated ? NULL : &tc, h)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "xray: rule %ui, sampled %ui, forwarding \"%V\"",
-                   ctx->rule, (ngx_uint_t) ctx->sampled, &ctx->header);
-
-    return NGX_DECLINED;
-}
-
-
-ngx_http_xray_ctx_t *
-ngx_http_xray_get_ctx(ngx_http_request_t *r)
-{
-    ngx_pool_cleanup_t   *cln;
-    ngx_http_xray_ctx_t  *ctx;
-
-    r = r->main;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_xray_module);
-
-    if (ctx == NULL && (r->internal || r->filter_finalize)) {
-
-        /*
-         * an internal redirect resets module contexts: the pool cleanup
-         * registered with ours still points at it
-         */
-
-        for (cln = r->pool->cleanup; cln; cln = cln->next) {
-            if (cln->handler == ngx_http_xray_cleanup) {
-                ctx = cln->data;
-                ngx_http_set_ctx(r, ctx, ngx_http_xray_module);
-                break;
-            }
-        }
-    }
-
-    return ctx;
-}
-
-
-static void
-ngx_http_xray_cleanup(void *data)
-{
-    /* only a marker: see ngx_http_xray_get_ctx() */
-}
-
-
-/*
- * Finds and validates the client's trace context: the X-Amzn-Trace-Id
- * header, or else xray_trace_context.  Returns NGX_OK with ctx and tc filled
- * in, NGX_DECLINED when there is no usable context (*invalid says whether
- * one was dropped; *first points at the header element if one came), or
- * NGX_ERROR.
- */
-
-static ngx_int_t
-ngx_http_xray_read_context(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
-    xray_trace_ctx_t *tc, ngx_table_elt_t **first, ngx_uint_t *invalid)
-{
-    ngx_int_t          ret;
-    ngx_uint_t         i, n;
-    const char        *reason;
-    ngx_list_part_t   *part;
-    ngx_table_elt_t   *h;
-    xray_header_rc_e   rc;
-
-    *first = NULL;
-    *invalid = 0;
-    reason = NULL;
-    n = 0;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        /* nginx hashed the lowercased name already: compare that first */
-        if (h[i].hash != ngx_http_xray_header_hash
-            || h[i].key.len != sizeof(ngx_http_xray_header_lc) - 1
-            || ngx_strncmp(h[i].lowcase_key, ngx_http_xray_header_lc,
-                           sizeof(ngx_http_xray_header_lc) - 1) != 0)
-        {
-            continue;
-        }
-
-        if (n++ == 0) {
-            *first = &h[i];
-            continue;
-        }
-
-        /* repeated: harmless only when every copy says the same */
-        if (h[i].value.len != (*first)->value.len
-            || ngx_memcmp(h[i].value.data, (*first)->value.data,
-                          h[i].value.len) != 0)
-        {
-            reason = "several different headers";
-        }
-    }
-
-    if (n == 0) {
-        ret = ngx_http_xray_read_alternative(r, tc, invalid);
-
-        if (ret != NGX_OK) {
-            return ret;
-        }
-
-    } else {
-
-        if (reason == NULL) {
-            rc = xray_header_parse((*first)->value.data, (*first)->value.len,
-                                   tc);
-
-            if (rc != XRAY_HEADER_OK) {
-                reason = xray_header_strerror(rc);
-            }
-        }
-
-        if (reason != NULL) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "xray: dropped client's X-Amzn-Trace-Id: %s",
-                          reason);
-            *invalid = 1;
-            return NGX_DECLINED;
-        }
-
-        if (n > 1 && ngx_http_xray_remove_headers(r, first) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    ngx_memcpy(ctx->trace_id, tc->root, XRAY_TRACE_ID_LEN);
-
-    if (tc->parent) {
-        ngx_memcpy(ctx->client_parent, tc->parent, XRAY_ID_LEN);
-        ctx->has_parent = 1;
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * xray_trace_context: trace context from elsewhere than the header, for
- * clients that cannot set one (EventSource), typically a query argument.
- * It is URL-decoded, then held to exactly the header's rules.
- */
-
-static ngx_int_t
-ngx_http_xray_read_alternative(ngx_http_request_t *r, xray_trace_ctx_t *tc,
-    ngx_uint_t *invalid)
-{
-    u_char                    *dst, *src;
-    ngx_str_t                  value;
-    xray_header_rc_e           rc;
-    ngx_http_xray_loc_conf_t  *xlcf;
-
-    xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
-
-    if (xlcf->trace_context == NULL) {
-        return NGX_DECLINED;
-    }
-
-    if (ngx_http_complex_value(r, xlcf->trace_context, &value) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (value.len == 0) {
-        return NGX_DECLINED;
-    }
-
-    if (value.len > 3 * XRAY_HEADER_MAX_LEN) {
-        rc = XRAY_HEADER_TOO_LONG;
-        goto dropped;
-    }
-
-    dst = ngx_pnalloc(r->pool, value.len);
-    if (dst == NULL) {
-        return NGX_ERROR;
-    }
-
-    src = value.data;
-    value.data = dst;
-
-    ngx_unescape_uri(&dst, &src, value.len, 0);
-
-    value.len = dst - value.data;
-
-    rc = xray_header_parse(value.data, value.len, tc);
-
-    if (rc == XRAY_HEADER_OK) {
-        return NGX_OK;
-    }
-
-dropped:
-
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "xray: dropped trace context from xray_trace_context: %s",
-                  xray_header_strerror(rc));
-    *invalid = 1;
-
-    return NGX_DECLINED;
-}
-
-
-static void
-ngx_http_xray_decide(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
-    xray_sampled_e client)
-{
-    ngx_uint_t                   sampled;
-    const xray_rule_t           *rule;
-    ngx_http_xray_rule_stats_t  *stats;
-    ngx_http_xray_main_conf_t   *xmcf;
-
-    xmcf = ngx_http_get_module_main_conf(r, ngx_http_xray_module);
-
-    ctx->rule = xray_rules_match(&xmcf->rules,
-                                 r->headers_in.server.data,
-                                 r->headers_in.server.len,
-                                 r->method_name.data, r->method_name.len,
-                                 r->uri.data, r->uri.len);
-
-    rule = &xmcf->rules.rules[ctx->rule];
-    stats = &xmcf->shm->rules[ctx->rule];
-    ctx->by_rule = 1;
-
-    (void) ngx_atomic_fetch_add(&stats->matched, 1);
-
-    if (ngx_http_xray_reservoir_take(stats, rule->fixed_target,
-                                     ngx_time()))
-    {
-        (void) ngx_atomic_fetch_add(&stats->by_reservoir, 1);
-        sampled = 1;
-
-    } else if (rule->rate > 0
-               && xray_rng_uniform(&ngx_http_xray_rng) < rule->rate)
-    {
-        (void) ngx_atomic_fetch_add(&stats->by_rate, 1);
-        sampled = 1;
-
-    } else {
-        sampled = 0;
-    }
-
-    if ((client == XRAY_SAMPLED_YES && !sampled)
-        || (client == XRAY_SAMPLED_NO && sampled))
-    {
-        ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_OVERRIDDEN);
-    }
-
-    ctx->sampled = sampled;
-}
-
-
-/*
- * Puts exactly one X-Amzn-Trace-Id in the request headers, so that
- * proxy_pass, grpc_pass and fastcgi_pass forward it with no extra
- * configuration: the client's header element is rewritten in place, or a new
- * one is added for a trace this proxy originated.
- */
-
-static ngx_int_t
-ngx_http_xray_forward(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
-    xray_trace_ctx_t *tc, ngx_table_elt_t *h)
-{
-    u_char  *p;
-
-    p = ngx_pnalloc(r->pool, XRAY_HEADER_FORMAT_LEN(tc));
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    ctx->header.data = p;
-    ctx->header.len = xray_header_format(p, ctx->trace_id, ctx->upstream_id,
-                                         ctx->sampled ? XRAY_SAMPLED_YES
-                                                      : XRAY_SAMPLED_NO,
-                                         tc);
-
-    if (h == NULL) {
-
-        /* nginx leaves the header list of an HTTP/0.9 request unset */
-        if (r->headers_in.headers.nalloc == 0
-            && ngx_list_init(&r->headers_in.headers, r->pool, 1,
-                             sizeof(ngx_table_elt_t))
-               != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        h = ngx_list_push(&r->headers_in.headers);
-        if (h == NULL) {
-            return NGX_ERROR;
-        }
-
-        h->hash = ngx_http_xray_header_hash;
-        h->lowcase_key = ngx_http_xray_header_lc;
-#if (nginx_version >= 1023000)
-        h->next = NULL;
-#endif
-    }
-
-    h->key = ngx_http_xray_header_name;
-    h->value = ctx->header;
-
-    return NGX_OK;
-}
-
-
-static ngx_uint_t
-ngx_http_xray_is_trace_header(ngx_table_elt_t *h)
-{
-    return h->key.len == ngx_http_xray_header_name.len
-           && ngx_strncasecmp(h->key.data, ngx_http_xray_header_name.data,
-                              h->key.len) == 0;
-}
-
-
-/*
- * Removes every trace header from the request headers but *keep (which may
- * point at NULL; it is updated to where that header now is).  The list is
- * rebuilt rather than compacted in place: nginx keeps pointers to some
- * elements (headers_in.host, user_agent...), and moving elements would leave
- * them pointing at other headers.
- */
-
-static ngx_int_t
-ngx_http_xray_remove_headers(ngx_http_request_t *r, ngx_table_elt_t **keep)
-{
-    ngx_uint_t        i, n;
-    ngx_list_t        old;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h, *copy;
-
-    /* a copy of the list head: its parts (and elements) stay where they are */
-    old = r->headers_in.headers;
-    n = 0;
-
-    for (part = &old.part; part; part = part->next) {
-        n += part->nelts;
-    }
-
-    if (ngx_list_init(&r->headers_in.headers, r->pool, n,
-                      sizeof(ngx_table_elt_t))
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    for (part = &old.part; part; part = part->next) {
-        h = part->elts;
-
-        for (i = 0; i < part->nelts; i++) {
-
-            if (ngx_http_xray_is_trace_header(&h[i])
-                && (keep == NULL || &h[i] != *keep))
-            {
-                continue;
-            }
-
-            copy = ngx_list_push(&r->headers_in.headers);
-            if (copy == NULL) {
-                return NGX_ERROR;
-            }
-
-            *copy = h[i];
-
-            if (keep && &h[i] == *keep) {
-                *keep = copy;
-            }
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * A client that sent Sampled=? asked this proxy to decide: the decision goes
- * back in the response header, as X-Ray services answer it.
- */
-
-static ngx_int_t
-ngx_http_xray_header_filter(ngx_http_request_t *r)
-{
-    u_char                    *p;
-    ngx_uint_t                 i, stream;
-    ngx_list_part_t           *part;
-    ngx_table_elt_t           *h, *found;
-    ngx_http_xray_ctx_t       *ctx;
-    ngx_http_xray_loc_conf_t  *xlcf;
-
-    if (r != r->main) {
-        return ngx_http_next_header_filter(r);
-    }
-
-    xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
-
-    if (xlcf->cors && ngx_http_xray_cors(r) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    stream = (r->headers_out.content_type.len
-                  >= sizeof("text/event-stream") - 1
-              && ngx_strncasecmp(r->headers_out.content_type.data,
-                                 (u_char *) "text/event-stream",
-                                 sizeof("text/event-stream") - 1)
-                 == 0);
-
-    /*
-     * the upstream module reads u->buffering only after the header is sent,
-     * as it does after X-Accel-Buffering: events then go out as they come
-     */
-
-    if (stream && xlcf->sse && r->upstream) {
-        r->upstream->buffering = 0;
-    }
-
-    ctx = ngx_http_xray_get_ctx(r);
-
-    if (ctx == NULL || !ctx->traced) {
-        return ngx_http_next_header_filter(r);
-    }
-
-    ctx->stream = stream;
-
-    if (ctx->sampled) {
-        ngx_http_xray_in_progress(r, ctx);
-    }
-
-    if (!ctx->requested) {
-        return ngx_http_next_header_filter(r);
-    }
-
-    found = NULL;
-    part = &r->headers_out.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash == 0 || !ngx_http_xray_is_trace_header(&h[i])) {
-            continue;
-        }
-
-        /* the upstream's answer is superseded by this proxy's decision */
-        if (found == NULL) {
-            found = &h[i];
-
-        } else {
-            h[i].hash = 0;
-        }
-    }
-
-    if (found == NULL) {
-        found = ngx_list_push(&r->headers_out.headers);
-        if (found == NULL) {
-            return NGX_ERROR;
-        }
-
-        found->hash = 1;
-        found->key = ngx_http_xray_header_name;
-        found->lowcase_key = ngx_http_xray_header_lc;
-#if (nginx_version >= 1023000)
-        found->next = NULL;
-#endif
-    }
-
-    p = ngx_pnalloc(r->pool, XRAY_HEADER_FORMAT_LEN((xray_trace_ctx_t *) 0));
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    found->value.data = p;
-    found->value.len = xray_header_format(p, ctx->trace_id, NULL,
-                                          ctx->sampled ? XRAY_SAMPLED_YES
-                                                       : XRAY_SAMPLED_NO,
-                                          NULL);
-
-    return ngx_http_next_header_filter(r);
-}
-
-
-/*
- * xray_cors: extends a CORS policy that is already there (from the upstream
- * or add_header) so that browsers may send the trace header, and page
- * scripts may read it.  A response without Access-Control-Allow-Origin has
- * no policy and is left alone; Allow-Origin, -Credentials and -Methods are
- * never touched: who may call stays exactly as configured.
- */
-
-static ngx_int_t
-ngx_http_xray_cors(ngx_http_request_t *r)
-{
-    u_char            *p, *q, *last, *end;
-    size_t             len;
-    ngx_str_t          name, t, *token;
-    ngx_uint_t         i, n;
-    ngx_list_part_t   *part;
-    ngx_table_elt_t   *h, *lines[NGX_HTTP_XRAY_CORS_LINES];
-
-    static ngx_str_t  origin = ngx_string("Access-Control-Allow-Origin");
-    static ngx_str_t  request = ngx_string("Access-Control-Request-Method");
-    static ngx_str_t  allow = ngx_string("Access-Control-Allow-Headers");
-    static ngx_str_t  expose = ngx_string("Access-Control-Expose-Headers");
-
-    if (ngx_http_xray_find(&r->headers_out.headers, &origin) == NULL) {
-        return NGX_OK;
-    }
-
-    /* a preflight asks what may be sent; an actual response, what is read */
-
-    if (r->method == NGX_HTTP_OPTIONS
-        && ngx_http_xray_find(&r->headers_in.headers, &request))
-    {
-        name = allow;
-
-    } else {
-        name = expose;
-    }
-
-    token = &ngx_http_xray_header_name;
-
-    /* every line of that header is merged into the first, without repeats */
-
-    /*
-     * worst case: every input byte a one-byte token, each written with ", "
-     * before it, then ", X-Amzn-Trace-Id"
-     */
-
-    n = 0;
-    len = sizeof(", ") - 1 + token->len;
-
-    part = &r->headers_out.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash == 0
-            || h[i].key.len != name.len
-            || ngx_strncasecmp(h[i].key.data, name.data, name.len) != 0)
-        {
-            continue;
-        }
-
-        if (n == NGX_HTTP_XRAY_CORS_LINES) {
-            /* nobody sends that many: leave such a response as it is */
-            return NGX_OK;
-        }
-
-        lines[n++] = &h[i];
-        len += 2 * h[i].value.len + sizeof(", ") - 1;
-    }
-
-    if (n == 0) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_ERROR;
-        }
-
-        h->hash = 1;
-        h->key = name;
-        h->lowcase_key = NULL;
-        h->value = *token;
-#if (nginx_version >= 1023000)
-        h->next = NULL;
-#endif
-        return NGX_OK;
-    }
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    end = p;
-
-    for (i = 0; i < n; i++) {
-
-        /* split on commas, trim optional whitespace, keep first spellings */
-
-        q = lines[i]->value.data;
-        last = q + lines[i]->value.len;
-
-        while (q < last) {
-            t.data = q;
-
-            while (q < last && *q != ',') {
-                q++;
-            }
-
-            t.len = q - t.data;
-            q++;
-
-            while (t.len && (t.data[0] == ' ' || t.data[0] == '\t')) {
-                t.data++;
-                t.len--;
-            }
-
-            while (t.len && (t.data[t.len - 1] == ' '
-                             || t.data[t.len - 1] == '\t'))
-            {
-                t.len--;
-            }
-
-            if (t.len == 0 || ngx_http_xray_list_has(p, end, &t)) {
-                continue;
-            }
-
-            if (end != p) {
-                *end++ = ',';
-                *end++ = ' ';
-            }
-
-            end = ngx_cpymem(end, t.data, t.len);
-        }
-
-        if (i > 0) {
-            lines[i]->hash = 0;
-        }
-    }
-
-    if (!ngx_http_xray_list_has(p, end, token)) {
-        if (end != p) {
-            *end++ = ',';
-            *end++ = ' ';
-        }
-
-        end = ngx_cpymem(end, token->data, token->len);
-    }
-
-    lines[0]->value.data = p;
-    lines[0]->value.len = end - p;
-
-    return NGX_OK;
-}
-
-
-static ngx_table_elt_t *
-ngx_http_xray_find(ngx_list_t *list, ngx_str_t *name)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &list->part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash != 0
-            && h[i].key.len == name->len
-            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
-        {
-            return &h[i];
-        }
-    }
-}
-
-
-/* whether a ", "-separated list holds token, compared case-insensitively */
-
-static ngx_uint_t
-ngx_http_xray_list_has(u_char *p, u_char *last, ngx_str_t *token)
-{
-    u_char  *q;
-
-    while (p < last) {
-        q = p;
-
-        while (q < last && *q != ',') {
-            q++;
-        }
-
-        if ((size_t) (q - p) == token->len
-            && ngx_strncasecmp(p, token->data, token->len) == 0)
-        {
-            return 1;
-        }
-
-        p = q + 2;
-    }
-
-    return 0;
-}
-
-
-static ngx_int_t
-ngx_http_xray_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
-    uintptr_t data)
-{
-    ngx_http_xray_ctx_t  *ctx;
-
-    ctx = ngx_http_xray_get_ctx(r);
-
-    if (ctx == NULL || !ctx->traced) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    switch (data) {
-
-    case NGX_HTTP_XRAY_VAR_TRACE_ID:
-        v->data = ctx->trace_id;
-        v->len = XRAY_TRACE_ID_LEN;
-        break;
-
-    case NGX_HTTP_XRAY_VAR_SEGMENT_ID:
-        v->data = ctx->segment_id;
-        v->len = XRAY_ID_LEN;
-        break;
-
-    case NGX_HTTP_XRAY_VAR_UPSTREAM_ID:
-        v->data = ctx->upstream_id;
-        v->len = XRAY_ID_LEN;
-        break;
-
-    case NGX_HTTP_XRAY_VAR_SAMPLED:
-        v->data = (u_char *) (ctx->sampled ? "1" : "0");
-        v->len = 1;
-        break;
-
-    default: /* NGX_HTTP_XRAY_VAR_TRACE_HEADER */
-        v->data = ctx->header.data;
-        v->len = ctx->header.len;
-        break;
-    }
-
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_xray_add_variables(ngx_conf_t *cf)
-{
-    ngx_http_variable_t  *var, *v;
-
-    for (v = ngx_http_xray_vars; v->name.len; v++) {
-        var = ngx_http_add_variable(cf, &v->name, v->flags);
-        if (var == NULL) {
-            return NGX_ERROR;
-        }
-
-        var->get_handler = v->get_handler;
-        var->data = v->data;
-    }
-
-    return NGX_OK;
-}
+#define NGX_HTTP_XRAY_DEFAULT_DAEMON    "127.0.0.1:2000"
 
 
 static void *
@@ -1459,6 +489,71 @@ ngx_http_xray_daemon(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 static char *
+ngx_http_xray_daemon_init(ngx_conf_t *cf, ngx_http_xray_main_conf_t *xmcf,
+    ngx_str_t *value)
+{
+    char                     err[XRAY_EMIT_ERR_LEN];
+    char                    *env;
+    socklen_t                len;
+    ngx_str_t                addr;
+    const char              *what;
+    xray_daemon_addr_t       da;
+    struct sockaddr_storage  ss;
+
+    if (value) {
+        addr = *value;
+        what = "xray_daemon";
+
+    } else {
+        env = getenv("AWS_XRAY_DAEMON_ADDRESS");
+
+        if (env && *env) {
+            addr.data = (u_char *) env;
+            addr.len = ngx_strlen(env);
+            what = "AWS_XRAY_DAEMON_ADDRESS";
+
+        } else {
+            ngx_str_set(&addr, NGX_HTTP_XRAY_DEFAULT_DAEMON);
+            what = "default daemon address";
+        }
+    }
+
+    if (xray_daemon_addr_parse((char *) addr.data, addr.len, &da, err,
+                               sizeof(err))
+        != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid %s: %s", what, err);
+        return NGX_CONF_ERROR;
+    }
+
+    if (xray_daemon_resolve(da.udp.host, da.udp.host_len, da.udp.port, &ss,
+                            &len, err, sizeof(err))
+        != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid %s: %s", what, err);
+        return NGX_CONF_ERROR;
+    }
+
+    xmcf->daemon_addr.sockaddr = ngx_pcalloc(cf->pool, len);
+    if (xmcf->daemon_addr.sockaddr == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(xmcf->daemon_addr.sockaddr, &ss, len);
+    xmcf->daemon_addr.socklen = len;
+
+    xmcf->daemon.data = ngx_pstrdup(cf->pool, &addr);
+    if (xmcf->daemon.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    xmcf->daemon.len = addr.len;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
 ngx_http_xray_field(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char  *p = conf;
@@ -1689,45 +784,15 @@ ngx_http_xray_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-static void *
-ngx_http_xray_pool_alloc(void *data, size_t size)
-{
-    return ngx_palloc((ngx_pool_t *) data, size);
-}
-
-
 static ngx_int_t
 ngx_http_xray_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
-
-    ngx_http_xray_header_hash = ngx_hash_key(ngx_http_xray_header_lc,
-                                             sizeof(ngx_http_xray_header_lc)
-                                             - 1);
-
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
-    if (h == NULL) {
+    if (ngx_http_xray_context_init(cf) != NGX_OK
+        || ngx_http_xray_segment_init(cf) != NGX_OK
+        || ngx_http_xray_filter_init(cf) != NGX_OK)
+    {
         return NGX_ERROR;
     }
-
-    *h = ngx_http_xray_handler;
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_xray_log_handler;
-
-    if (ngx_http_xray_segment_init(cf) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ngx_http_next_header_filter = ngx_http_top_header_filter;
-    ngx_http_top_header_filter = ngx_http_xray_header_filter;
 
     return NGX_OK;
 }
@@ -1736,9 +801,7 @@ ngx_http_xray_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_xray_init_process(ngx_cycle_t *cycle)
 {
-    if (xray_rng_seed(&ngx_http_xray_rng) != 0) {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
-                      "xray: RAND_bytes() failed to seed the id generator");
+    if (ngx_http_xray_rng_init(cycle) != NGX_OK) {
         return NGX_ERROR;
     }
 

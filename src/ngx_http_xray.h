@@ -134,22 +134,75 @@ typedef struct {
 } ngx_http_xray_ctx_t;
 
 
+/*
+ * Who calls whom (no file calls back into one that calls it):
+ *
+ *   ngx_http_xray_module.c     -> context, filter, variables, segment,
+ *                                 emitter, shm, status
+ *   ngx_http_xray_variables.c  -> context
+ *   ngx_http_xray_filter.c     -> context, segment, headers
+ *   ngx_http_xray_segment.c    -> context, emitter, headers
+ *   ngx_http_xray_context.c    -> shm, headers
+ *   ngx_http_xray_status.c, _emitter.c, _shm.c, _headers.c: the glue's leaves
+ */
+
+
+/* ngx_http_xray_context.c: the rewrite phase, the context, the RNG */
+ngx_int_t ngx_http_xray_context_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_xray_rng_init(ngx_cycle_t *cycle);
 ngx_http_xray_ctx_t *ngx_http_xray_get_ctx(ngx_http_request_t *r);
 
-char *ngx_http_xray_daemon_init(ngx_conf_t *cf,
-    ngx_http_xray_main_conf_t *xmcf, ngx_str_t *value);
-ngx_int_t ngx_http_xray_emitter_init(ngx_cycle_t *cycle);
-void ngx_http_xray_emitter_exit(ngx_cycle_t *cycle);
+extern ngx_str_t     ngx_http_xray_header_name;
+extern xray_rng_t    ngx_http_xray_rng;
+
+/* ngx_http_xray_filter.c: the response header filter */
+ngx_int_t ngx_http_xray_filter_init(ngx_conf_t *cf);
+
+/* ngx_http_xray_variables.c: $xray_* */
+ngx_int_t ngx_http_xray_add_variables(ngx_conf_t *cf);
+
+/* ngx_http_xray_segment.c: the log phase */
 ngx_int_t ngx_http_xray_segment_init(ngx_conf_t *cf);
-ngx_int_t ngx_http_xray_status_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_xray_log_handler(ngx_http_request_t *r);
 void ngx_http_xray_in_progress(ngx_http_request_t *r,
     ngx_http_xray_ctx_t *ctx);
 
+/* ngx_http_xray_emitter.c: the per-worker emitter */
+ngx_int_t ngx_http_xray_emitter_init(ngx_cycle_t *cycle);
+void ngx_http_xray_emitter_exit(ngx_cycle_t *cycle);
+u_char *ngx_http_xray_emitter_doc(void);
+void ngx_http_xray_emitter_queue(ngx_http_xray_main_conf_t *xmcf,
+    u_char *doc, size_t len);
+
+/* ngx_http_xray_headers.c: request and response header lists */
+typedef struct {
+    ngx_list_part_t            *part;          /* NULL: from the start */
+    ngx_uint_t                  i;
+} ngx_http_xray_cursor_t;
+
+ngx_table_elt_t *ngx_http_xray_header_find(ngx_list_t *list,
+    ngx_str_t *name, ngx_http_xray_cursor_t *cur);
+ngx_table_elt_t *ngx_http_xray_header_add(ngx_http_request_t *r,
+    ngx_list_t *list, ngx_str_t *name, ngx_str_t *value);
+ngx_int_t ngx_http_xray_header_remove(ngx_http_request_t *r,
+    ngx_list_t *list, ngx_str_t *name, ngx_table_elt_t **keep);
+
+/* ngx_http_xray_status.c */
+ngx_int_t ngx_http_xray_status_handler(ngx_http_request_t *r);
+
+/* ngx_http_xray_shm.c */
 ngx_int_t ngx_http_xray_shm_add(ngx_conf_t *cf,
     ngx_http_xray_main_conf_t *xmcf);
 ngx_uint_t ngx_http_xray_reservoir_take(ngx_http_xray_rule_stats_t *stats,
     uint32_t capacity, time_t now);
+
+
+/* the core's allocator (xray_alloc_pt) from an nginx pool */
+
+static ngx_inline void *
+ngx_http_xray_pool_alloc(void *data, size_t size)
+{
+    return ngx_palloc((ngx_pool_t *) data, size);
+}
 
 
 #define ngx_http_xray_count(xmcf, c)                                         \
@@ -158,9 +211,6 @@ ngx_uint_t ngx_http_xray_reservoir_take(ngx_http_xray_rule_stats_t *stats,
 #define ngx_http_xray_count_n(xmcf, c, n)                                    \
     (void) ngx_atomic_fetch_add(&(xmcf)->shm->counters[c],                   \
                                 (ngx_atomic_int_t) (n))
-
-
-extern xray_rng_t    ngx_http_xray_rng;
 
 
 extern ngx_module_t  ngx_http_xray_module;

@@ -1,18 +1,15 @@
 /*
  * The proxy's own segments: built at the end of a request (the log phase, so
- * a stream's segment covers the whole stream), written as JSON into one
- * per-worker buffer, and queued on the per-worker emitter that batches them
- * to the X-Ray daemon over non-blocking UDP.  Nothing here can fail or delay
- * a request: what cannot be sent is counted.
+ * a stream's segment covers the whole stream), with a remote subsegment for
+ * the upstream call, written as JSON into the emitter's per-worker buffer
+ * and queued on it (ngx_http_xray_emitter.c).  Nothing here can fail or
+ * delay a request: what cannot be sent is counted.
  */
 
 #include "ngx_http_xray.h"
 
 
-#define NGX_HTTP_XRAY_DEFAULT_DAEMON  "127.0.0.1:2000"
 #define NGX_HTTP_XRAY_REDACTED        "***"
-/* error logs about the daemon, at most one a worker in this many seconds */
-#define NGX_HTTP_XRAY_LOG_EVERY       60
 
 
 typedef struct {
@@ -22,6 +19,7 @@ typedef struct {
 } ngx_http_xray_attempt_t;
 
 
+static ngx_int_t ngx_http_xray_log_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_xray_record(ngx_http_request_t *r,
     ngx_http_xray_ctx_t *ctx, ngx_uint_t in_progress);
 static ngx_int_t ngx_http_xray_fill_upstream(ngx_http_request_t *r,
@@ -40,7 +38,7 @@ static ngx_int_t ngx_http_xray_field_value(ngx_http_request_t *r,
 static ngx_int_t ngx_http_xray_url(ngx_http_request_t *r,
     ngx_http_xray_loc_conf_t *xlcf, ngx_str_t *host, ngx_str_t *url,
     ngx_str_t *path);
-static ngx_int_t ngx_http_xray_redact(ngx_http_request_t *r,
+static ngx_int_t ngx_http_xray_mask(ngx_http_request_t *r,
     ngx_array_t *redact, ngx_str_t *s);
 #if (NGX_PCRE)
 static ngx_int_t ngx_http_xray_match(ngx_regex_t *re, ngx_str_t *s,
@@ -48,17 +46,7 @@ static ngx_int_t ngx_http_xray_match(ngx_regex_t *re, ngx_str_t *s,
 #endif
 static ngx_uint_t ngx_http_xray_x_forwarded_for(ngx_http_request_t *r);
 static uint64_t ngx_http_xray_now(void);
-static void ngx_http_xray_queue(ngx_http_xray_main_conf_t *xmcf,
-    u_char *doc, size_t len);
-static void ngx_http_xray_flush_handler(ngx_event_t *ev);
-static void ngx_http_xray_flush(ngx_http_xray_main_conf_t *xmcf);
-static void *ngx_http_xray_alloc(void *data, size_t size);
 
-
-static xray_emitter_t  *ngx_http_xray_emitter;
-static u_char          *ngx_http_xray_doc;      /* XRAY_DOC_MAX bytes */
-static ngx_event_t      ngx_http_xray_flush_event;
-static time_t           ngx_http_xray_logged;
 
 #if (NGX_HTTP_REALIP)
 static ngx_str_t        ngx_http_xray_realip_var =
@@ -67,7 +55,7 @@ static ngx_int_t        ngx_http_xray_realip_index = NGX_ERROR;
 #endif
 
 
-ngx_int_t
+static ngx_int_t
 ngx_http_xray_log_handler(ngx_http_request_t *r)
 {
     ngx_http_xray_ctx_t  *ctx;
@@ -114,6 +102,7 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
     size_t                      len;
     uint64_t                    now;
     ngx_str_t                   name, url, path, host;
+    u_char                     *doc;
     ngx_uint_t                  status;
     xray_segment_t              seg;
     xray_subsegment_t           sub;
@@ -142,7 +131,9 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
         ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_CAPTURED);
     }
 
-    if (ngx_http_xray_emitter == NULL) {
+    doc = ngx_http_xray_emitter_doc();
+
+    if (doc == NULL) {
         /* no socket could be had at start-up (logged then): still counted */
         ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_DROPPED_OTHER);
         return NGX_DECLINED;
@@ -235,17 +226,17 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
         }
     }
 
-    len = xray_segment_write(ngx_http_xray_doc, XRAY_DOC_MAX, &seg, 1);
+    len = xray_segment_write(doc, XRAY_DOC_MAX, &seg, 1);
 
     if (len == 0 && seg.subsegment) {
 
         /* too large for one datagram: the subsegment goes on its own */
 
-        len = xray_subsegment_write(ngx_http_xray_doc, XRAY_DOC_MAX,
+        len = xray_subsegment_write(doc, XRAY_DOC_MAX,
                                     seg.subsegment, ctx->trace_id,
                                     ctx->segment_id);
         if (len) {
-            ngx_http_xray_queue(xmcf, ngx_http_xray_doc, len);
+            ngx_http_xray_emitter_queue(xmcf, doc, len);
 
         } else {
             ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_DROPPED_TOO_LARGE);
@@ -253,7 +244,7 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
 
         ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_SPLIT);
 
-        len = xray_segment_write(ngx_http_xray_doc, XRAY_DOC_MAX, &seg, 0);
+        len = xray_segment_write(doc, XRAY_DOC_MAX, &seg, 0);
     }
 
     if (len == 0) {
@@ -266,7 +257,7 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
     ngx_http_xray_count(xmcf, in_progress ? NGX_HTTP_XRAY_IN_PROGRESS
                                           : NGX_HTTP_XRAY_SEGMENTS);
 
-    ngx_http_xray_queue(xmcf, ngx_http_xray_doc, len);
+    ngx_http_xray_emitter_queue(xmcf, doc, len);
 
     return NGX_OK;
 }
@@ -583,7 +574,7 @@ ngx_http_xray_annotations(ngx_http_request_t *r,
     if (last_event_id && last_event_id->value.len) {
         value = last_event_id->value;
 
-        if (ngx_http_xray_redact(r, xlcf->redact, &value) != NGX_OK) {
+        if (ngx_http_xray_mask(r, xlcf->redact, &value) != NGX_OK) {
             return NGX_ERROR;
         }
 
@@ -603,32 +594,9 @@ ngx_http_xray_annotations(ngx_http_request_t *r,
 static ngx_table_elt_t *
 ngx_http_xray_last_event_id(ngx_http_request_t *r)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
+    static ngx_str_t  name = ngx_string("Last-Event-ID");
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == sizeof("Last-Event-ID") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Last-Event-ID",
-                               sizeof("Last-Event-ID") - 1) == 0)
-        {
-            return &h[i];
-        }
-    }
+    return ngx_http_xray_header_find(&r->headers_in.headers, &name, NULL);
 }
 
 
@@ -642,7 +610,7 @@ ngx_http_xray_field_value(ngx_http_request_t *r, ngx_http_xray_field_t *f,
         return NGX_ERROR;
     }
 
-    if (ngx_http_xray_redact(r, redact, &v) != NGX_OK) {
+    if (ngx_http_xray_mask(r, redact, &v) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -690,7 +658,7 @@ ngx_http_xray_url(ngx_http_request_t *r, ngx_http_xray_loc_conf_t *xlcf,
         }
     }
 
-    if (ngx_http_xray_redact(r, xlcf->redact, path) != NGX_OK) {
+    if (ngx_http_xray_mask(r, xlcf->redact, path) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -717,7 +685,7 @@ ngx_http_xray_url(ngx_http_request_t *r, ngx_http_xray_loc_conf_t *xlcf,
  */
 
 static ngx_int_t
-ngx_http_xray_redact(ngx_http_request_t *r, ngx_array_t *redact,
+ngx_http_xray_mask(ngx_http_request_t *r, ngx_array_t *redact,
     ngx_str_t *s)
 {
 #if (NGX_PCRE)
@@ -921,6 +889,18 @@ ngx_http_xray_x_forwarded_for(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_xray_segment_init(ngx_conf_t *cf)
 {
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_xray_log_handler;
+
 #if (NGX_HTTP_REALIP)
     ngx_http_xray_realip_index =
                 ngx_http_get_variable_index(cf, &ngx_http_xray_realip_var);
@@ -938,216 +918,4 @@ ngx_http_xray_now(void)
     ngx_gettimeofday(&tv);
 
     return (uint64_t) tv.tv_sec * 1000000 + tv.tv_usec;
-}
-
-
-static void
-ngx_http_xray_queue(ngx_http_xray_main_conf_t *xmcf, u_char *doc,
-    size_t len)
-{
-    size_t  pending;
-
-    (void) xray_emitter_queue(ngx_http_xray_emitter, doc, len);
-
-    pending = xray_emitter_pending(ngx_http_xray_emitter);
-
-    /* a full batch goes at once; so does one the emitter had to flush */
-    if (pending == 0 || pending >= xmcf->batch) {
-        ngx_http_xray_flush(xmcf);
-        return;
-    }
-
-    if (!ngx_http_xray_flush_event.timer_set) {
-        ngx_add_timer(&ngx_http_xray_flush_event, xmcf->flush);
-    }
-}
-
-
-static void
-ngx_http_xray_flush_handler(ngx_event_t *ev)
-{
-    ngx_http_xray_flush(ev->data);
-}
-
-
-static void
-ngx_http_xray_flush(ngx_http_xray_main_conf_t *xmcf)
-{
-    ngx_uint_t         dropped;
-    xray_emit_stats_t  st;
-
-    if (ngx_http_xray_emitter == NULL) {
-        return;
-    }
-
-    xray_emitter_flush(ngx_http_xray_emitter);
-    xray_emitter_take_stats(ngx_http_xray_emitter, &st);
-
-    ngx_http_xray_count_n(xmcf, NGX_HTTP_XRAY_DOCS_QUEUED, st.queued);
-    ngx_http_xray_count_n(xmcf, NGX_HTTP_XRAY_DOCS_SENT, st.sent);
-    ngx_http_xray_count_n(xmcf, NGX_HTTP_XRAY_BYTES_SENT, st.sent_bytes);
-    ngx_http_xray_count_n(xmcf, NGX_HTTP_XRAY_DROPPED_FULL, st.dropped_full);
-    ngx_http_xray_count_n(xmcf, NGX_HTTP_XRAY_DROPPED_REFUSED,
-                          st.dropped_refused);
-    ngx_http_xray_count_n(xmcf, NGX_HTTP_XRAY_DROPPED_TOO_LARGE,
-                          st.dropped_too_large);
-    ngx_http_xray_count_n(xmcf, NGX_HTTP_XRAY_DROPPED_OTHER,
-                          st.dropped_other);
-
-    dropped = st.dropped_full + st.dropped_refused + st.dropped_too_large
-              + st.dropped_other;
-
-    if (dropped && ngx_time() - ngx_http_xray_logged
-                   >= NGX_HTTP_XRAY_LOG_EVERY)
-    {
-        ngx_http_xray_logged = ngx_time();
-
-        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, st.last_errno,
-                      "xray: %ui segment document(s) not sent to the daemon "
-                      "at %V (counted; this message is repeated at most "
-                      "every %d seconds)",
-                      dropped, &xmcf->daemon, NGX_HTTP_XRAY_LOG_EVERY);
-    }
-}
-
-
-ngx_int_t
-ngx_http_xray_emitter_init(ngx_cycle_t *cycle)
-{
-    char                        err[XRAY_EMIT_ERR_LEN];
-    xray_emitter_conf_t         conf;
-    ngx_http_xray_main_conf_t  *xmcf;
-
-    /* the cache manager and loader never trace */
-    if (ngx_process != NGX_PROCESS_WORKER
-        && ngx_process != NGX_PROCESS_SINGLE)
-    {
-        return NGX_OK;
-    }
-
-    xmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_xray_module);
-
-    if (xmcf == NULL || !xmcf->enabled) {
-        return NGX_OK;
-    }
-
-    ngx_http_xray_doc = ngx_alloc(XRAY_DOC_MAX, cycle->log);
-    if (ngx_http_xray_doc == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memzero(&conf, sizeof(xray_emitter_conf_t));
-
-    conf.sockaddr = xmcf->daemon_addr.sockaddr;
-    conf.socklen = xmcf->daemon_addr.socklen;
-    conf.batch = xmcf->batch;
-    conf.alloc = ngx_http_xray_alloc;
-    conf.alloc_data = cycle->pool;
-
-    ngx_http_xray_emitter = xray_emitter_create(&conf, err, sizeof(err));
-
-    if (ngx_http_xray_emitter == NULL) {
-        /* tracing is lost, requests are not: say it loudly, once */
-        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
-                      "xray: no segments will be sent: %s", err);
-        return NGX_OK;
-    }
-
-    ngx_http_xray_flush_event.handler = ngx_http_xray_flush_handler;
-    ngx_http_xray_flush_event.data = xmcf;
-    ngx_http_xray_flush_event.log = cycle->log;
-    ngx_http_xray_flush_event.cancelable = 1;
-
-    return NGX_OK;
-}
-
-
-void
-ngx_http_xray_emitter_exit(ngx_cycle_t *cycle)
-{
-    ngx_http_xray_main_conf_t  *xmcf;
-
-    if (ngx_http_xray_emitter == NULL) {
-        return;
-    }
-
-    xmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_xray_module);
-
-    /* a graceful quit or reload loses nothing already queued */
-    ngx_http_xray_flush(xmcf);
-
-    xray_emitter_destroy(ngx_http_xray_emitter);
-    ngx_http_xray_emitter = NULL;
-}
-
-
-static void *
-ngx_http_xray_alloc(void *data, size_t size)
-{
-    return ngx_palloc((ngx_pool_t *) data, size);
-}
-
-
-char *
-ngx_http_xray_daemon_init(ngx_conf_t *cf, ngx_http_xray_main_conf_t *xmcf,
-    ngx_str_t *value)
-{
-    char                     err[XRAY_EMIT_ERR_LEN];
-    char                    *env;
-    socklen_t                len;
-    ngx_str_t                addr;
-    const char              *what;
-    xray_daemon_addr_t       da;
-    struct sockaddr_storage  ss;
-
-    if (value) {
-        addr = *value;
-        what = "xray_daemon";
-
-    } else {
-        env = getenv("AWS_XRAY_DAEMON_ADDRESS");
-
-        if (env && *env) {
-            addr.data = (u_char *) env;
-            addr.len = ngx_strlen(env);
-            what = "AWS_XRAY_DAEMON_ADDRESS";
-
-        } else {
-            ngx_str_set(&addr, NGX_HTTP_XRAY_DEFAULT_DAEMON);
-            what = "default daemon address";
-        }
-    }
-
-    if (xray_daemon_addr_parse((char *) addr.data, addr.len, &da, err,
-                               sizeof(err))
-        != 0)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid %s: %s", what, err);
-        return NGX_CONF_ERROR;
-    }
-
-    if (xray_daemon_resolve(da.udp.host, da.udp.host_len, da.udp.port, &ss,
-                            &len, err, sizeof(err))
-        != 0)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid %s: %s", what, err);
-        return NGX_CONF_ERROR;
-    }
-
-    xmcf->daemon_addr.sockaddr = ngx_pcalloc(cf->pool, len);
-    if (xmcf->daemon_addr.sockaddr == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memcpy(xmcf->daemon_addr.sockaddr, &ss, len);
-    xmcf->daemon_addr.socklen = len;
-
-    xmcf->daemon.data = ngx_pstrdup(cf->pool, &addr);
-    if (xmcf->daemon.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    xmcf->daemon.len = addr.len;
-
-    return NGX_CONF_OK;
 }

@@ -1,0 +1,466 @@
+/*
+ * The rewrite phase: finds and validates the client's trace context (the
+ * X-Amzn-Trace-Id header, or xray_trace_context), decides sampling, and
+ * rewrites the header forwarded upstream.  The request's context, found
+ * again after an internal redirect, and the per-worker id generator live
+ * here.
+ */
+
+#include "ngx_http_xray.h"
+
+
+static ngx_int_t ngx_http_xray_handler(ngx_http_request_t *r);
+static void ngx_http_xray_cleanup(void *data);
+static ngx_int_t ngx_http_xray_read_context(ngx_http_request_t *r,
+    ngx_http_xray_ctx_t *ctx, xray_trace_ctx_t *tc, ngx_table_elt_t **first,
+    ngx_uint_t *invalid);
+static ngx_int_t ngx_http_xray_read_alternative(ngx_http_request_t *r,
+    xray_trace_ctx_t *tc, ngx_uint_t *invalid);
+static void ngx_http_xray_decide(ngx_http_request_t *r,
+    ngx_http_xray_ctx_t *ctx, xray_sampled_e client);
+static ngx_int_t ngx_http_xray_forward(ngx_http_request_t *r,
+    ngx_http_xray_ctx_t *ctx, xray_trace_ctx_t *tc, ngx_table_elt_t *h);
+
+
+ngx_str_t   ngx_http_xray_header_name = ngx_string("X-Amzn-Trace-Id");
+
+xray_rng_t  ngx_http_xray_rng;
+
+
+static ngx_int_t
+ngx_http_xray_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                   rc;
+    ngx_str_t                   trust;
+    ngx_uint_t                  invalid;
+    ngx_time_t                 *tp;
+    ngx_table_elt_t            *h;
+    xray_trace_ctx_t            tc;
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_xray_ctx_t        *ctx;
+    ngx_http_xray_loc_conf_t   *xlcf;
+    ngx_http_xray_main_conf_t  *xmcf;
+
+    xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
+
+    if (!xlcf->enable || r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_xray_get_ctx(r) != NULL) {
+        /* decided once per request, internal redirects included */
+        return NGX_DECLINED;
+    }
+
+    xmcf = ngx_http_get_module_main_conf(r, ngx_http_xray_module);
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_xray_ctx_t));
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* found again through the pool after an internal redirect clears ctx */
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_xray_cleanup;
+    cln->data = ctx;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_xray_module);
+
+    ngx_memzero(&tc, sizeof(xray_trace_ctx_t));
+
+    rc = ngx_http_xray_read_context(r, ctx, &tc, &h, &invalid);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        if (invalid) {
+            ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_INVALID);
+        }
+
+        if (h != NULL) {
+            if (ngx_http_xray_header_remove(r, &r->headers_in.headers,
+                                            &ngx_http_xray_header_name, NULL)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            h = NULL;
+        }
+
+        if (!xlcf->originate) {
+            ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_NO_CONTEXT);
+            return NGX_DECLINED;
+        }
+
+        xray_id_trace(&ngx_http_xray_rng, ngx_time(), ctx->trace_id);
+        ctx->originated = 1;
+        ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_ORIGINATED);
+    }
+
+    ctx->traced = 1;
+    xray_id_segment(&ngx_http_xray_rng, ctx->segment_id);
+    xray_id_segment(&ngx_http_xray_rng, ctx->upstream_id);
+
+    /* the event loop's time, as r->start_sec and r->start_msec are */
+    tp = ngx_timeofday();
+    ctx->decided = (uint64_t) tp->sec * 1000000 + tp->msec * 1000;
+
+    if (tc.sampled != XRAY_SAMPLED_NONE
+        && tc.sampled != XRAY_SAMPLED_REQUESTED
+        && xlcf->trust_sampling != NULL)
+    {
+        if (ngx_http_complex_value(r, xlcf->trust_sampling, &trust)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (trust.len && !(trust.len == 1 && trust.data[0] == '0')) {
+            ctx->sampled = (tc.sampled == XRAY_SAMPLED_YES);
+            ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_TRUSTED);
+            goto decided;
+        }
+    }
+
+    ngx_http_xray_decide(r, ctx, tc.sampled);
+
+decided:
+
+    ngx_http_xray_count(xmcf, ctx->sampled ? NGX_HTTP_XRAY_SAMPLED
+                                           : NGX_HTTP_XRAY_NOT_SAMPLED);
+
+    if (tc.sampled == XRAY_SAMPLED_REQUESTED) {
+        ctx->requested = 1;
+        ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_REQUESTED);
+    }
+
+    if (ngx_http_xray_forward(r, ctx, ctx->originated ? NULL : &tc, h)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "xray: rule %ui, sampled %ui, forwarding \"%V\"",
+                   ctx->rule, (ngx_uint_t) ctx->sampled, &ctx->header);
+
+    return NGX_DECLINED;
+}
+
+
+ngx_http_xray_ctx_t *
+ngx_http_xray_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t   *cln;
+    ngx_http_xray_ctx_t  *ctx;
+
+    r = r->main;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_xray_module);
+
+    if (ctx == NULL && (r->internal || r->filter_finalize)) {
+
+        /*
+         * an internal redirect resets module contexts: the pool cleanup
+         * registered with ours still points at it
+         */
+
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_xray_cleanup) {
+                ctx = cln->data;
+                ngx_http_set_ctx(r, ctx, ngx_http_xray_module);
+                break;
+            }
+        }
+    }
+
+    return ctx;
+}
+
+
+static void
+ngx_http_xray_cleanup(void *data)
+{
+    /* only a marker: see ngx_http_xray_get_ctx() */
+}
+
+
+/*
+ * Finds and validates the client's trace context: the X-Amzn-Trace-Id
+ * header, or else xray_trace_context.  Returns NGX_OK with ctx and tc filled
+ * in, NGX_DECLINED when there is no usable context (*invalid says whether
+ * one was dropped; *first points at the header element if one came), or
+ * NGX_ERROR.
+ */
+
+static ngx_int_t
+ngx_http_xray_read_context(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
+    xray_trace_ctx_t *tc, ngx_table_elt_t **first, ngx_uint_t *invalid)
+{
+    ngx_int_t                ret;
+    ngx_uint_t               n;
+    const char              *reason;
+    ngx_table_elt_t         *h;
+    xray_header_rc_e         rc;
+    ngx_http_xray_cursor_t   cur;
+
+    *first = NULL;
+    *invalid = 0;
+    reason = NULL;
+    n = 0;
+
+    ngx_memzero(&cur, sizeof(ngx_http_xray_cursor_t));
+
+    while ((h = ngx_http_xray_header_find(&r->headers_in.headers,
+                                          &ngx_http_xray_header_name, &cur))
+           != NULL)
+    {
+        if (n++ == 0) {
+            *first = h;
+            continue;
+        }
+
+        /* repeated: harmless only when every copy says the same */
+        if (h->value.len != (*first)->value.len
+            || ngx_memcmp(h->value.data, (*first)->value.data,
+                          h->value.len) != 0)
+        {
+            reason = "several different headers";
+        }
+    }
+
+    if (n == 0) {
+        ret = ngx_http_xray_read_alternative(r, tc, invalid);
+
+        if (ret != NGX_OK) {
+            return ret;
+        }
+
+    } else {
+
+        if (reason == NULL) {
+            rc = xray_header_parse((*first)->value.data, (*first)->value.len,
+                                   tc);
+
+            if (rc != XRAY_HEADER_OK) {
+                reason = xray_header_strerror(rc);
+            }
+        }
+
+        if (reason != NULL) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "xray: dropped client's X-Amzn-Trace-Id: %s",
+                          reason);
+            *invalid = 1;
+            return NGX_DECLINED;
+        }
+
+        if (n > 1
+            && ngx_http_xray_header_remove(r, &r->headers_in.headers,
+                                           &ngx_http_xray_header_name, first)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_memcpy(ctx->trace_id, tc->root, XRAY_TRACE_ID_LEN);
+
+    if (tc->parent) {
+        ngx_memcpy(ctx->client_parent, tc->parent, XRAY_ID_LEN);
+        ctx->has_parent = 1;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * xray_trace_context: trace context from elsewhere than the header, for
+ * clients that cannot set one (EventSource), typically a query argument.
+ * It is URL-decoded, then held to exactly the header's rules.
+ */
+
+static ngx_int_t
+ngx_http_xray_read_alternative(ngx_http_request_t *r, xray_trace_ctx_t *tc,
+    ngx_uint_t *invalid)
+{
+    u_char                    *dst, *src;
+    ngx_str_t                  value;
+    xray_header_rc_e           rc;
+    ngx_http_xray_loc_conf_t  *xlcf;
+
+    xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
+
+    if (xlcf->trace_context == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_complex_value(r, xlcf->trace_context, &value) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (value.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    if (value.len > 3 * XRAY_HEADER_MAX_LEN) {
+        rc = XRAY_HEADER_TOO_LONG;
+        goto dropped;
+    }
+
+    dst = ngx_pnalloc(r->pool, value.len);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    src = value.data;
+    value.data = dst;
+
+    ngx_unescape_uri(&dst, &src, value.len, 0);
+
+    value.len = dst - value.data;
+
+    rc = xray_header_parse(value.data, value.len, tc);
+
+    if (rc == XRAY_HEADER_OK) {
+        return NGX_OK;
+    }
+
+dropped:
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "xray: dropped trace context from xray_trace_context: %s",
+                  xray_header_strerror(rc));
+    *invalid = 1;
+
+    return NGX_DECLINED;
+}
+
+
+static void
+ngx_http_xray_decide(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
+    xray_sampled_e client)
+{
+    ngx_uint_t                   sampled;
+    const xray_rule_t           *rule;
+    ngx_http_xray_rule_stats_t  *stats;
+    ngx_http_xray_main_conf_t   *xmcf;
+
+    xmcf = ngx_http_get_module_main_conf(r, ngx_http_xray_module);
+
+    ctx->rule = xray_rules_match(&xmcf->rules,
+                                 r->headers_in.server.data,
+                                 r->headers_in.server.len,
+                                 r->method_name.data, r->method_name.len,
+                                 r->uri.data, r->uri.len);
+
+    rule = &xmcf->rules.rules[ctx->rule];
+    stats = &xmcf->shm->rules[ctx->rule];
+    ctx->by_rule = 1;
+
+    (void) ngx_atomic_fetch_add(&stats->matched, 1);
+
+    if (ngx_http_xray_reservoir_take(stats, rule->fixed_target,
+                                     ngx_time()))
+    {
+        (void) ngx_atomic_fetch_add(&stats->by_reservoir, 1);
+        sampled = 1;
+
+    } else if (rule->rate > 0
+               && xray_rng_uniform(&ngx_http_xray_rng) < rule->rate)
+    {
+        (void) ngx_atomic_fetch_add(&stats->by_rate, 1);
+        sampled = 1;
+
+    } else {
+        sampled = 0;
+    }
+
+    if ((client == XRAY_SAMPLED_YES && !sampled)
+        || (client == XRAY_SAMPLED_NO && sampled))
+    {
+        ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_OVERRIDDEN);
+    }
+
+    ctx->sampled = sampled;
+}
+
+
+/*
+ * Puts exactly one X-Amzn-Trace-Id in the request headers, so that
+ * proxy_pass, grpc_pass and fastcgi_pass forward it with no extra
+ * configuration: the client's header element is rewritten in place, or a new
+ * one is added for a trace this proxy originated.
+ */
+
+static ngx_int_t
+ngx_http_xray_forward(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
+    xray_trace_ctx_t *tc, ngx_table_elt_t *h)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(r->pool, XRAY_HEADER_FORMAT_LEN(tc));
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->header.data = p;
+    ctx->header.len = xray_header_format(p, ctx->trace_id, ctx->upstream_id,
+                                         ctx->sampled ? XRAY_SAMPLED_YES
+                                                      : XRAY_SAMPLED_NO,
+                                         tc);
+
+    if (h == NULL) {
+        h = ngx_http_xray_header_add(r, &r->headers_in.headers,
+                                     &ngx_http_xray_header_name,
+                                     &ctx->header);
+        return (h == NULL) ? NGX_ERROR : NGX_OK;
+    }
+
+    h->key = ngx_http_xray_header_name;
+    h->value = ctx->header;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_xray_context_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_xray_handler;
+
+    return NGX_OK;
+}
+
+
+/* after fork: workers never share a sequence */
+
+ngx_int_t
+ngx_http_xray_rng_init(ngx_cycle_t *cycle)
+{
+    if (xray_rng_seed(&ngx_http_xray_rng) != 0) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "xray: RAND_bytes() failed to seed the id generator");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}

@@ -1,0 +1,186 @@
+/*
+ * Finding, adding and removing a header in a request's or a response's
+ * header list: the one place that walks nginx's lists, knows that a removed
+ * response header has hash 0, that a request header list may never have
+ * been made (HTTP/0.9), and which nginx versions chain same-named headers.
+ */
+
+#include "ngx_http_xray.h"
+
+
+/*
+ * The next header named name (case-insensitive) from the cursor on, or
+ * NULL.  cur may be NULL: the first one.  A cursor starts zeroed and moves
+ * past each header found, so that the same call finds them all in turn.
+ * Headers marked removed (hash 0) are skipped.
+ */
+
+ngx_table_elt_t *
+ngx_http_xray_header_find(ngx_list_t *list, ngx_str_t *name,
+    ngx_http_xray_cursor_t *cur)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    if (cur && cur->part) {
+        part = cur->part;
+        i = cur->i;
+
+    } else {
+        part = &list->part;
+        i = 0;
+    }
+
+    h = part->elts;
+
+    for ( /* void */ ; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash != 0
+            && h[i].key.len == name->len
+            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
+        {
+            if (cur) {
+                cur->part = part;
+                cur->i = i + 1;
+            }
+
+            return &h[i];
+        }
+    }
+
+    if (cur) {
+        cur->part = part;
+        cur->i = i;
+    }
+
+    return NULL;
+}
+
+
+/*
+ * Appends "name: value" to list, with the hash and lowercased name nginx
+ * gives the headers it parsed (the proxy module looks them up so).  nginx
+ * leaves the request header list of an HTTP/0.9 request unset: it is made
+ * here first.
+ */
+
+ngx_table_elt_t *
+ngx_http_xray_header_add(ngx_http_request_t *r, ngx_list_t *list,
+    ngx_str_t *name, ngx_str_t *value)
+{
+    u_char           *lowcase;
+    ngx_table_elt_t  *h;
+
+    if (list->nalloc == 0
+        && ngx_list_init(list, r->pool, 1, sizeof(ngx_table_elt_t)) != NGX_OK)
+    {
+        return NULL;
+    }
+
+    lowcase = ngx_pnalloc(r->pool, name->len);
+    if (lowcase == NULL) {
+        return NULL;
+    }
+
+    h = ngx_list_push(list);
+    if (h == NULL) {
+        return NULL;
+    }
+
+    h->hash = ngx_hash_strlow(lowcase, name->data, name->len);
+    h->key = *name;
+    h->lowcase_key = lowcase;
+    h->value = *value;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return h;
+}
+
+
+/*
+ * Removes every header named name but *keep (keep, or *keep, may be NULL).
+ * A response header is marked removed (hash 0), as nginx's own filters do.
+ * A request header list is rebuilt instead, since request headers are
+ * forwarded whatever their hash: the elements themselves stay where they
+ * are, because nginx keeps pointers to some (headers_in.host,
+ * user_agent...); *keep is updated to where that header now is in the list.
+ */
+
+ngx_int_t
+ngx_http_xray_header_remove(ngx_http_request_t *r, ngx_list_t *list,
+    ngx_str_t *name, ngx_table_elt_t **keep)
+{
+    ngx_uint_t               i, n;
+    ngx_list_t               old;
+    ngx_list_part_t         *part;
+    ngx_table_elt_t         *h, *copy;
+    ngx_http_xray_cursor_t   cur;
+
+    if (list->nalloc == 0) {
+        return NGX_OK;
+    }
+
+    if (list != &r->headers_in.headers) {
+        ngx_memzero(&cur, sizeof(ngx_http_xray_cursor_t));
+
+        while ((h = ngx_http_xray_header_find(list, name, &cur)) != NULL) {
+            if (keep == NULL || h != *keep) {
+                h->hash = 0;
+            }
+        }
+
+        return NGX_OK;
+    }
+
+    /* a copy of the list head: its parts (and elements) stay where they are */
+    old = *list;
+    n = 0;
+
+    for (part = &old.part; part; part = part->next) {
+        n += part->nelts;
+    }
+
+    if (ngx_list_init(list, r->pool, n, sizeof(ngx_table_elt_t)) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    for (part = &old.part; part; part = part->next) {
+        h = part->elts;
+
+        for (i = 0; i < part->nelts; i++) {
+
+            if (h[i].key.len == name->len
+                && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0
+                && (keep == NULL || &h[i] != *keep))
+            {
+                continue;
+            }
+
+            copy = ngx_list_push(list);
+            if (copy == NULL) {
+                return NGX_ERROR;
+            }
+
+            *copy = h[i];
+
+            if (keep && &h[i] == *keep) {
+                *keep = copy;
+            }
+        }
+    }
+
+    return NGX_OK;
+}

@@ -1,0 +1,109 @@
+/*
+ * $xray_trace_id, $xray_segment_id, $xray_upstream_id, $xray_sampled and
+ * $xray_trace_header: the request's trace context, for logs and for
+ * forwarding it by other means than the request header.
+ */
+
+#include "ngx_http_xray.h"
+
+
+enum {
+    NGX_HTTP_XRAY_VAR_TRACE_ID = 0,
+    NGX_HTTP_XRAY_VAR_SEGMENT_ID,
+    NGX_HTTP_XRAY_VAR_UPSTREAM_ID,
+    NGX_HTTP_XRAY_VAR_SAMPLED,
+    NGX_HTTP_XRAY_VAR_TRACE_HEADER
+};
+
+
+static ngx_int_t ngx_http_xray_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_http_variable_t  ngx_http_xray_vars[] = {
+
+    { ngx_string("xray_trace_id"), NULL, ngx_http_xray_variable,
+      NGX_HTTP_XRAY_VAR_TRACE_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("xray_segment_id"), NULL, ngx_http_xray_variable,
+      NGX_HTTP_XRAY_VAR_SEGMENT_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("xray_upstream_id"), NULL, ngx_http_xray_variable,
+      NGX_HTTP_XRAY_VAR_UPSTREAM_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("xray_sampled"), NULL, ngx_http_xray_variable,
+      NGX_HTTP_XRAY_VAR_SAMPLED, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("xray_trace_header"), NULL, ngx_http_xray_variable,
+      NGX_HTTP_XRAY_VAR_TRACE_HEADER, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_int_t
+ngx_http_xray_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    uintptr_t data)
+{
+    ngx_http_xray_ctx_t  *ctx;
+
+    ctx = ngx_http_xray_get_ctx(r);
+
+    if (ctx == NULL || !ctx->traced) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    switch (data) {
+
+    case NGX_HTTP_XRAY_VAR_TRACE_ID:
+        v->data = ctx->trace_id;
+        v->len = XRAY_TRACE_ID_LEN;
+        break;
+
+    case NGX_HTTP_XRAY_VAR_SEGMENT_ID:
+        v->data = ctx->segment_id;
+        v->len = XRAY_ID_LEN;
+        break;
+
+    case NGX_HTTP_XRAY_VAR_UPSTREAM_ID:
+        v->data = ctx->upstream_id;
+        v->len = XRAY_ID_LEN;
+        break;
+
+    case NGX_HTTP_XRAY_VAR_SAMPLED:
+        v->data = (u_char *) (ctx->sampled ? "1" : "0");
+        v->len = 1;
+        break;
+
+    default: /* NGX_HTTP_XRAY_VAR_TRACE_HEADER */
+        v->data = ctx->header.data;
+        v->len = ctx->header.len;
+        break;
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_xray_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_xray_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
