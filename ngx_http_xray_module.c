@@ -492,7 +492,7 @@ static char *
 ngx_http_xray_daemon_init(ngx_conf_t *cf, ngx_http_xray_main_conf_t *xmcf,
     ngx_str_t *value)
 {
-    char                     err[XRAY_EMIT_ERR_LEN];
+    char                     err[XRAY_DAEMON_ERR_LEN];
     char                    *env;
     socklen_t                len;
     ngx_str_t                addr;

@@ -9,6 +9,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "xray_daemon_addr.h"
 #include "xray_emit.h"
 #include "xray_header.h"
 #include "xray_id.h"

@@ -1,11 +1,10 @@
 /*
- * The X-Ray daemon: its address, and a per-worker UDP emitter that batches
- * segment documents into datagrams.
+ * A per-worker UDP emitter that batches segment documents into datagrams
+ * to the X-Ray daemon (whose address xray_daemon_addr.h parses).
  *
- * Pure C: no nginx types.  The address is parsed and resolved at
- * configuration time.  The emitter allocates once, when it is created; after
- * that queueing copies into its own buffer and flushing never blocks: what
- * the kernel will not take right away is dropped and counted.  The caller
+ * Pure C: no nginx types.  The emitter allocates once, when it is created;
+ * after that queueing copies into its own buffer and flushing never blocks:
+ * what the kernel will not take right away is dropped and counted.  The caller
  * owns the timers: it flushes when xray_emitter_pending() is non-zero, on a
  * short timer and at worker exit.
  */
@@ -18,40 +17,16 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 
+#include "xray_types.h"
+
 
 #define XRAY_EMIT_ERR_LEN          256     /* room for an error message */
-
-/* every datagram starts with this line; the document follows */
-#define XRAY_EMIT_HEADER           "{\"format\":\"json\",\"version\":1}\n"
-#define XRAY_EMIT_HEADER_LEN       (sizeof(XRAY_EMIT_HEADER) - 1)
 
 #define XRAY_EMIT_BATCH_DEFAULT    64
 #define XRAY_EMIT_BATCH_MAX        1024    /* sendmmsg() takes up to 1024 */
 
-/*
- * The daemon reads 64 KiB per datagram; over IPv4 a UDP payload stops at
- * 65507 bytes (the kernel refuses more with EMSGSIZE), so that is the
- * default limit, header included.
- */
-#define XRAY_EMIT_DATAGRAM_MAX     65536
-#define XRAY_EMIT_DATAGRAM_DEFAULT 65507
-
 /* default buffer: this much per batch slot, at least one full datagram */
 #define XRAY_EMIT_SLOT_BYTES       4096
-
-
-/* host:port of one side of the daemon, as written */
-typedef struct {
-    const char  *host;                 /* into the parsed string, without */
-    size_t       host_len;             /* the brackets of an IPv6 literal */
-    unsigned     port;                 /* 1..65535 */
-} xray_daemon_endpoint_t;
-
-
-typedef struct {
-    xray_daemon_endpoint_t  udp;       /* where segments go */
-    xray_daemon_endpoint_t  tcp;       /* the daemon's HTTP proxy */
-} xray_daemon_addr_t;
 
 
 typedef struct {
@@ -70,7 +45,7 @@ typedef struct {
     int                     sndbuf;    /* SO_SNDBUF; 0: the system's */
 
     /* NULL: malloc(), freed by xray_emitter_destroy() */
-    void                 *(*alloc)(void *data, size_t size);
+    xray_alloc_pt           alloc;
     void                   *alloc_data;
 } xray_emitter_conf_t;
 
@@ -97,27 +72,6 @@ typedef struct {
 
 typedef struct xray_emitter_s  xray_emitter_t;
 
-
-/*
- * Parses an AWS_XRAY_DAEMON_ADDRESS value: "host:port", the same address for
- * UDP and TCP, or "tcp:host:port udp:host:port" in either order, separated by
- * exactly one space.  A host is a DNS name, an IPv4 literal, or an IPv6
- * literal in brackets ("[::1]:2000"); a port is 1..65535.  Nothing is
- * resolved.  Returns 0, or -1 with a message in err, e.g.
- *     invalid port in "udp:127.0.0.1:0"
- */
-int xray_daemon_addr_parse(const char *s, size_t len, xray_daemon_addr_t *addr,
-    char *err, size_t errlen);
-
-/*
- * Resolves one endpoint for UDP, at configuration time only: it may block on
- * DNS.  A numeric host never reaches DNS.  Of a name's addresses the first
- * IPv4 one is taken (the daemon listens on IPv4 by default, and "localhost"
- * often lists ::1 first), else the first.  Returns 0, or -1 with a message.
- */
-int xray_daemon_resolve(const char *host, size_t host_len, unsigned port,
-    struct sockaddr_storage *out, socklen_t *outlen, char *err,
-    size_t errlen);
 
 /*
  * Creates an emitter: one allocation and a non-blocking, close-on-exec UDP

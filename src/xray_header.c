@@ -1,7 +1,7 @@
 /*
  * X-Amzn-Trace-Id: parse, validate and format.
  *
- * Choices the grammar (xray-protocol.md, section 1) leaves open:
+ * Choices the grammar (docs/protocol.md, section 1) leaves open:
  *
  * - Every byte is checked before any field is looked at, so BAD_CHAR wins
  *   over every other error.  Allowed: 0x21..0x7e except ',', plus SP and

@@ -11,9 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-
-#define XRAY_TRACE_ID_LEN      35      /* 1-<8 hex>-<24 hex> */
-#define XRAY_ID_LEN            16      /* segment / subsegment id */
+#include "xray_types.h"
 
 /* an incoming header value longer than this is dropped as oversize */
 #define XRAY_HEADER_MAX_LEN    512
@@ -52,12 +50,6 @@ typedef enum {
     XRAY_HEADER_BAD_PARENT,
     XRAY_HEADER_BAD_SAMPLED
 } xray_header_rc_e;
-
-
-typedef struct {
-    const unsigned char  *data;
-    size_t                len;
-} xray_span_t;
 
 
 typedef struct {

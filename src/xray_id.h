@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "xray_header.h"
+#include "xray_types.h"
 
 
 typedef struct {

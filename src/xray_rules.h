@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "xray_types.h"
+
 
 #define XRAY_RULES_MAX         256     /* rules in one file, default included */
 #define XRAY_RULES_ERR_LEN     256     /* room for an error message */
@@ -35,9 +37,6 @@ typedef struct {
     size_t        nrules;              /* the default and matches anything */
     int           version;             /* 1 or 2; 0 for the built-in */
 } xray_rules_t;
-
-
-typedef void *(*xray_alloc_pt)(void *data, size_t size);
 
 
 /*

@@ -1,11 +1,12 @@
 /*
- * X-Ray segment documents: a JSON writer into a caller's buffer.
+ * X-Ray segment documents: the segment schema, written with the JSON
+ * primitives of xray_json.h into a caller's buffer.
  *
  * Every write goes through xray_put(), which stops writing at the first
  * piece that does not fit and marks the output full; the public writers then
- * return 0 (or XRAY_JSON_ERROR), so the caller never sees a cut document.
+ * return 0, so the caller never sees a cut document.
  *
- * Choices the format (xray-protocol.md, section 2) leaves open:
+ * Choices the format (docs/protocol.md, section 2) leaves open:
  *
  * - Names keep exactly the characters the schema's name pattern lists:
  *   letters, numbers and space separators of the Basic Multilingual Plane
@@ -23,26 +24,13 @@
 
 #include <string.h>
 
+#include "xray_json.h"
 #include "xray_segment.h"
 
 
-#define XRAY_UTF8_BAD  0xffffffff
-
-/* xray_char_class[] bits */
-#define XRAY_CH_JSON   0x01    /* copied into a JSON string as is */
+/* xray_char_class[] bits of the segment schema (xray_json.h) */
 #define XRAY_CH_NAME   0x02    /* an ASCII character a name keeps */
 #define XRAY_CH_AKEY   0x04    /* [A-Za-z0-9_], an annotation key's */
-
-/* the longest decimal uint64_t, and one with a fraction ("." 6 digits) */
-#define XRAY_UINT_LEN  20
-#define XRAY_FRAC_LEN  (XRAY_UINT_LEN + 7)
-
-
-typedef struct {
-    unsigned char  *pos;
-    unsigned char  *end;
-    unsigned        full;               /* something did not fit */
-} xray_out_t;
 
 
 typedef struct {
@@ -51,26 +39,6 @@ typedef struct {
 } xray_range_t;
 
 
-static void xray_out_init(xray_out_t *o, unsigned char *buf, size_t size);
-static size_t xray_out_finish(xray_out_t *o, unsigned char *buf,
-    size_t size);
-static void xray_out_full(xray_out_t *o);
-static inline void xray_put(xray_out_t *o, const void *s, size_t n);
-static inline void xray_put_byte(xray_out_t *o, unsigned char c);
-static inline unsigned char *xray_reserve(xray_out_t *o, unsigned char *tmp,
-    size_t n);
-static inline void xray_commit(xray_out_t *o, unsigned char *tmp,
-    unsigned char *start, unsigned char *p);
-static unsigned char *xray_fmt_uint(unsigned char *p, uint64_t v);
-static inline unsigned char *xray_fmt_frac(unsigned char *p, uint64_t v,
-    uint64_t unit, int digits);
-static size_t xray_json_safe(const unsigned char *s, size_t len);
-static void xray_put_escaped(xray_out_t *o, const unsigned char *s,
-    size_t len, size_t max, size_t units);
-static inline void xray_put_string(xray_out_t *o, const char *key,
-    size_t key_len, const unsigned char *s, size_t len, size_t max);
-static void xray_put_span(xray_out_t *o, const char *key, size_t key_len,
-    const xray_span_t *s, size_t max);
 static size_t xray_put_sanitized(xray_out_t *o, const unsigned char *s,
     size_t len);
 static void xray_put_name(xray_out_t *o, const xray_span_t *name,
@@ -91,71 +59,9 @@ static void xray_put_attempt(xray_out_t *o, const xray_attempt_t *a);
 static void xray_put_sub_body(xray_out_t *o, const xray_subsegment_t *sub);
 static void xray_put_subsegment(xray_out_t *o,
     const xray_subsegment_t *sub);
-static size_t xray_utf8_next(const unsigned char *p, size_t len,
-    uint32_t *cp);
 static int xray_name_char(uint32_t cp);
-static int xray_json_number(const unsigned char *p, size_t len);
 static int xray_boolean(const xray_span_t *v);
 static int xray_span_eq(const xray_span_t *v, const char *s, size_t len);
-
-
-#define xray_put_lit(o, s)  xray_put(o, s, sizeof(s) - 1)
-
-/* key is a literal: the text before the value, its opening '"' included */
-#define xray_put_str(o, key, s, len, max)                                     \
-    xray_put_string(o, key, sizeof(key) - 1, s, len, max)
-
-/* copies a literal to p, which has room for it; p moves past it */
-#define xray_cpy_lit(p, s)                                                    \
-    (memcpy(p, s, sizeof(s) - 1), (p) += sizeof(s) - 1)
-
-
-/* where a NULL output buffer points: nothing ever fits, nothing is written */
-
-static unsigned char  xray_nowhere[1];
-
-
-/* the second character of the escape of each control byte; 'u': \u00XX */
-
-static const char  xray_ctrl_escapes[] = "uuuuuuuubtnufruuuuuuuuuuuuuuuuuu";
-
-
-static const char  xray_hex[] = "0123456789abcdef";
-
-
-/* "00" to "99": two digits per division */
-
-static const char  xray_digits[] =
-    "0001020304050607080910111213141516171819"
-    "2021222324252627282930313233343536373839"
-    "4041424344454647484950515253545556575859"
-    "6061626364656667686970717273747576777879"
-    "8081828384858687888990919293949596979899";
-
-
-/*
- * XRAY_CH_* of every byte.  JSON: 0x20..0x7f but '"' and '\'.  NAME: letters,
- * digits, ' ' and _ . : / % & # = + - @.  AKEY: letters, digits, '_'.
- */
-
-static const unsigned char  xray_char_class[256] = {
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 00 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 10 */
-    3, 1, 0, 3, 1, 3, 3, 1, 1, 1, 1, 3, 1, 3, 3, 3,  /* 20 */
-    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 3, 1, 1, 3, 1, 1,  /* 30 */
-    3, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,  /* 40 */
-    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 1, 0, 1, 1, 7,  /* 50 */
-    1, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,  /* 60 */
-    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 1, 1, 1, 1, 1,  /* 70 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 80 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 90 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* a0 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* b0 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* c0 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* d0 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* e0 */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0   /* f0 */
-};
 
 
 /*
@@ -377,19 +283,6 @@ xray_subsegment_write(unsigned char *buf, size_t size,
 
 
 size_t
-xray_json_escape(unsigned char *dst, size_t size, const unsigned char *src,
-    size_t len, size_t max_chars)
-{
-    xray_out_t  o;
-
-    xray_out_init(&o, dst, size);
-    xray_put_escaped(&o, src, len, max_chars, 0);
-
-    return o.full ? XRAY_JSON_ERROR : (size_t) (o.pos - dst);
-}
-
-
-size_t
 xray_name_sanitize(unsigned char *dst, size_t size, const unsigned char *src,
     size_t len)
 {
@@ -438,380 +331,6 @@ xray_status_flags(unsigned status)
     }
 
     return 0;
-}
-
-
-static void
-xray_out_init(xray_out_t *o, unsigned char *buf, size_t size)
-{
-    if (buf == NULL) {
-        /* no arithmetic on a NULL buffer: it is simply full */
-        o->pos = xray_nowhere;
-        o->end = xray_nowhere;
-        o->full = 1;
-        return;
-    }
-
-    o->pos = buf;
-    o->end = buf + size;
-    o->full = 0;
-}
-
-
-static size_t
-xray_out_finish(xray_out_t *o, unsigned char *buf, size_t size)
-{
-    if (o->full) {
-        /* a cut document must not look like one */
-        if (buf != NULL && size > 0) {
-            buf[0] = '\0';
-        }
-
-        return 0;
-    }
-
-    return o->pos - buf;
-}
-
-
-/* no room is left from now on: nothing after the piece that did not fit */
-
-static void
-xray_out_full(xray_out_t *o)
-{
-    o->full = 1;
-    o->end = o->pos;
-}
-
-
-static inline void
-xray_put(xray_out_t *o, const void *s, size_t n)
-{
-    if (n > (size_t) (o->end - o->pos)) {
-        xray_out_full(o);
-        return;
-    }
-
-    /* s may be NULL when n is 0 */
-    if (n > 0) {
-        memcpy(o->pos, s, n);
-        o->pos += n;
-    }
-}
-
-
-static inline void
-xray_put_byte(xray_out_t *o, unsigned char c)
-{
-    if (o->pos == o->end) {
-        xray_out_full(o);
-        return;
-    }
-
-    *o->pos++ = c;
-}
-
-
-/*
- * Where to write a piece of at most n bytes: straight into the output when
- * it has room for the longest piece, which saves a check per part and a
- * copy, else into tmp (n bytes), which xray_commit() then puts as one piece.
- */
-
-static inline unsigned char *
-xray_reserve(xray_out_t *o, unsigned char *tmp, size_t n)
-{
-    return ((size_t) (o->end - o->pos) >= n) ? o->pos : tmp;
-}
-
-
-/* the piece written from start to p */
-
-static inline void
-xray_commit(xray_out_t *o, unsigned char *tmp, unsigned char *start,
-    unsigned char *p)
-{
-    if (start == tmp) {
-        xray_put(o, tmp, p - tmp);
-        return;
-    }
-
-    o->pos = p;
-}
-
-
-/* v in decimal at p, which has XRAY_UINT_LEN bytes; returns the end */
-
-static unsigned char *
-xray_fmt_uint(unsigned char *p, uint64_t v)
-{
-    size_t          n, d;
-    uint32_t        w;
-    uint64_t        t;
-    unsigned char  *end;
-
-    /* the number of digits, four at a time */
-
-    n = 1;
-
-    for (t = v; t >= 10000; t /= 10000) {
-        n += 4;
-    }
-
-    n += (t >= 10) + (t >= 100) + (t >= 1000);
-
-    end = p + n;
-    p = end;
-
-    while (v > 0xffffffff) {
-        d = (size_t) (v % 100) * 2;
-        v /= 100;
-        p -= 2;
-        p[0] = xray_digits[d];
-        p[1] = xray_digits[d + 1];
-    }
-
-    /* 32-bit divisions are cheaper, and most numbers fit */
-
-    w = (uint32_t) v;
-
-    while (w >= 100) {
-        d = (size_t) (w % 100) * 2;
-        w /= 100;
-        p -= 2;
-        p[0] = xray_digits[d];
-        p[1] = xray_digits[d + 1];
-    }
-
-    if (w >= 10) {
-        p[-2] = xray_digits[w * 2];
-        p[-1] = xray_digits[w * 2 + 1];
-
-    } else {
-        p[-1] = (unsigned char) ('0' + w);
-    }
-
-    return end;
-}
-
-
-/*
- * v / unit as a decimal with digits decimals, at p, which has XRAY_FRAC_LEN
- * bytes; unit is 10^digits, digits at most 6.  Returns the end.
- */
-
-static inline unsigned char *
-xray_fmt_frac(unsigned char *p, uint64_t v, uint64_t unit, int digits)
-{
-    int             i;
-    size_t          d;
-    uint32_t        f;
-    unsigned char  *end;
-
-    p = xray_fmt_uint(p, v / unit);
-    f = (uint32_t) (v % unit);
-
-    *p++ = '.';
-    end = p + digits;
-    p = end;
-
-    for (i = digits; i >= 2; i -= 2) {
-        d = (size_t) (f % 100) * 2;
-        f /= 100;
-        p -= 2;
-        p[0] = xray_digits[d];
-        p[1] = xray_digits[d + 1];
-    }
-
-    if (i == 1) {
-        p[-1] = (unsigned char) ('0' + f);
-    }
-
-    return end;
-}
-
-
-/*
- * The length of the prefix of s that goes into a JSON string as is: 0x20
- * to 0x7f but '"' and '\'.  Eight bytes at a time while they are all such
- * bytes: x has a byte below 0x20 iff (x - 0x20..) & ~x has a top bit set
- * (the first such byte borrows; none does before it), and a byte equal to
- * c iff x ^ c.. has a zero byte, found the same way; any top bit of x is a
- * byte above 0x7f.
- */
-
-#define XRAY_ONES  0x0101010101010101ULL
-#define XRAY_HIGH  0x8080808080808080ULL
-
-/* 1 if each of the eight bytes of x goes into a JSON string as is */
-
-static inline int
-xray_json_word(uint64_t x)
-{
-    uint64_t  q, b;
-
-    q = x ^ ('"' * XRAY_ONES);
-    b = x ^ ('\\' * XRAY_ONES);
-
-    return ((x | ((x - 0x20 * XRAY_ONES) & ~x) | ((q - XRAY_ONES) & ~q)
-             | ((b - XRAY_ONES) & ~b))
-            & XRAY_HIGH) == 0;
-}
-
-
-static size_t
-xray_json_safe(const unsigned char *s, size_t len)
-{
-    size_t    i;
-    uint64_t  x;
-
-    for (i = 0; len - i >= 8; i += 8) {
-        memcpy(&x, s + i, sizeof(uint64_t));
-
-        if (!xray_json_word(x)) {
-            goto bytes;
-        }
-    }
-
-    /* fewer than eight left: the eight that end s, if s has eight */
-
-    if (i < len && len >= 8) {
-        memcpy(&x, s + len - 8, sizeof(uint64_t));
-
-        if (xray_json_word(x)) {
-            return len;
-        }
-    }
-
-bytes:
-
-    while (i < len && (xray_char_class[s[i]] & XRAY_CH_JSON)) {
-        i++;
-    }
-
-    return i;
-}
-
-
-/* units: characters of this string already written */
-
-static void
-xray_put_escaped(xray_out_t *o, const unsigned char *s, size_t len,
-    size_t max, size_t units)
-{
-    size_t         n, run, w;
-    uint32_t       cp;
-    unsigned char  esc[6];
-
-    while (len > 0 && units < max) {
-
-        /* the common case: a run of ASCII that needs no escaping */
-        run = len < max - units ? len : max - units;
-        n = xray_json_safe(s, run);
-
-        if (n > 0) {
-            xray_put(o, s, n);
-            units += n;
-            len -= n;
-            s += n;
-            continue;
-        }
-
-        n = xray_utf8_next(s, len, &cp);
-        w = (cp >= 0x10000 && cp != XRAY_UTF8_BAD) ? 2 : 1;
-
-        if (units + w > max) {
-            break;
-        }
-
-        units += w;
-
-        if (cp == XRAY_UTF8_BAD) {
-            xray_put_lit(o, "\\ufffd");
-
-        } else if (cp >= 0x80) {
-            xray_put(o, s, n);
-
-        } else {
-            /* '"', '\\' or a control byte */
-            esc[0] = '\\';
-            esc[1] = (cp < 0x20) ? (unsigned char) xray_ctrl_escapes[cp]
-                                 : (unsigned char) cp;
-
-            if (esc[1] == 'u') {
-                esc[2] = '0';
-                esc[3] = '0';
-                esc[4] = xray_hex[cp >> 4];
-                esc[5] = xray_hex[cp & 0x0f];
-                xray_put(o, esc, 6);
-
-            } else {
-                xray_put(o, esc, 2);
-            }
-        }
-
-        s += n;
-        len -= n;
-    }
-}
-
-
-/*
- * key, the escaped string and its closing '"'.  Most strings are printable
- * ASCII within their limit: one check of the room and three copies.
- */
-
-static inline void
-xray_put_string(xray_out_t *o, const char *key, size_t key_len,
-    const unsigned char *s, size_t len, size_t max)
-{
-    size_t          n, run;
-    unsigned char  *p;
-
-    run = len < max ? len : max;
-    n = xray_json_safe(s, run);
-
-    if (n == run && key_len + n + 1 <= (size_t) (o->end - o->pos)) {
-        p = o->pos;
-        memcpy(p, key, key_len);
-        p += key_len;
-
-        /* s may be NULL when n is 0 */
-        if (n > 0) {
-            memcpy(p, s, n);
-            p += n;
-        }
-
-        *p++ = '"';
-        o->pos = p;
-        return;
-    }
-
-    /* the first n bytes are n characters that need no escaping */
-
-    xray_put(o, key, key_len);
-
-    /* no arithmetic on s when it is NULL (len 0) */
-    if (n > 0) {
-        xray_put(o, s, n);
-        s += n;
-        len -= n;
-    }
-
-    xray_put_escaped(o, s, len, max, n);
-    xray_put_byte(o, '"');
-}
-
-
-/* an empty span is omitted */
-
-static void
-xray_put_span(xray_out_t *o, const char *key, size_t key_len,
-    const xray_span_t *s, size_t max)
-{
-    if (s->len > 0) {
-        xray_put_string(o, key, key_len, s->data, s->len, max);
-    }
 }
 
 
@@ -1261,80 +780,6 @@ xray_put_subsegment(xray_out_t *o, const xray_subsegment_t *sub)
 }
 
 
-/*
- * Decodes one character.  A well-formed sequence (Unicode Table 3-7) gives
- * its code point; otherwise cp is XRAY_UTF8_BAD and the return value is the
- * length of the maximal ill-formed prefix, at least 1: overlongs (C0, C1,
- * E0 80..9F, F0 80..8F), surrogates (ED A0..BF), above U+10FFFF (F4 90..,
- * F5..FF), stray continuation bytes and truncated sequences.
- */
-
-static size_t
-xray_utf8_next(const unsigned char *p, size_t len, uint32_t *cp)
-{
-    size_t         i, n;
-    uint32_t       v;
-    unsigned char  c, lo, hi;
-
-    c = p[0];
-
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-
-    if (c < 0xc2 || c > 0xf4) {
-        *cp = XRAY_UTF8_BAD;
-        return 1;
-    }
-
-    lo = 0x80;
-    hi = 0xbf;
-
-    if (c < 0xe0) {
-        n = 2;
-        v = c & 0x1f;
-
-    } else if (c < 0xf0) {
-        n = 3;
-        v = c & 0x0f;
-
-        if (c == 0xe0) {
-            lo = 0xa0;
-
-        } else if (c == 0xed) {
-            hi = 0x9f;
-        }
-
-    } else {
-        n = 4;
-        v = c & 0x07;
-
-        if (c == 0xf0) {
-            lo = 0x90;
-
-        } else if (c == 0xf4) {
-            hi = 0x8f;
-        }
-    }
-
-    for (i = 1; i < n; i++) {
-        if (i == len || p[i] < lo || p[i] > hi) {
-            *cp = XRAY_UTF8_BAD;
-            return i;
-        }
-
-        v = (v << 6) | (p[i] & 0x3f);
-        lo = 0x80;
-        hi = 0xbf;
-    }
-
-    *cp = v;
-
-    return n;
-}
-
-
 static int
 xray_name_char(uint32_t cp)
 {
@@ -1366,67 +811,6 @@ xray_name_char(uint32_t cp)
     }
 
     return 0;
-}
-
-
-/* RFC 8259: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
-
-static int
-xray_json_number(const unsigned char *p, size_t len)
-{
-    const unsigned char  *end;
-
-    end = p + len;
-
-    if (p < end && *p == '-') {
-        p++;
-    }
-
-    if (p == end) {
-        return 0;
-    }
-
-    if (*p == '0') {
-        p++;
-
-    } else if (*p >= '1' && *p <= '9') {
-        while (p < end && *p >= '0' && *p <= '9') {
-            p++;
-        }
-
-    } else {
-        return 0;
-    }
-
-    if (p < end && *p == '.') {
-        p++;
-
-        if (p == end || *p < '0' || *p > '9') {
-            return 0;
-        }
-
-        while (p < end && *p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        p++;
-
-        if (p < end && (*p == '+' || *p == '-')) {
-            p++;
-        }
-
-        if (p == end || *p < '0' || *p > '9') {
-            return 0;
-        }
-
-        while (p < end && *p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-
-    return p == end;
 }
 
 

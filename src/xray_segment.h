@@ -1,5 +1,5 @@
 /*
- * X-Ray segment documents: a JSON writer into a caller's buffer.
+ * X-Ray segment documents: the schema's writer into a caller's buffer.
  *
  * Pure C: no nginx types, no allocation.  The caller fills the structures
  * below (spans point into memory it owns) and calls a writer; the writer
@@ -13,20 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "xray_header.h"
-
-
-/* the line the daemon expects before every document in a datagram */
-#define XRAY_DAEMON_HEADER      "{\"format\":\"json\",\"version\":1}\n"
-#define XRAY_DAEMON_HEADER_LEN  (sizeof(XRAY_DAEMON_HEADER) - 1)
-
-/*
- * The largest datagram: the largest UDP payload over IPv4 (65535 - 8 - 20),
- * which is below the daemon's 64 KiB receive buffer and the 64 kB document
- * limit; a bigger one fails with EMSGSIZE.
- */
-#define XRAY_DATAGRAM_MAX       65507
-#define XRAY_DOC_MAX            (XRAY_DATAGRAM_MAX - XRAY_DAEMON_HEADER_LEN)
+#include "xray_types.h"
 
 #define XRAY_SDK_NAME           "ngx_http_xray_module"
 /* the metadata namespace of every metadata value the writer emits */
@@ -45,9 +32,6 @@
 #define XRAY_ANNOTATION_KEY_MAX 500
 #define XRAY_ANNOTATION_MAX     1000   /* annotation values */
 #define XRAY_METADATA_MAX       1000   /* metadata values (keys: 250) */
-
-/* xray_json_escape(): the output does not fit */
-#define XRAY_JSON_ERROR         ((size_t) -1)
 
 /* flags of a segment or subsegment (xray_status_flags() computes them) */
 #define XRAY_FLAG_ERROR         0x01   /* 4xx */
@@ -202,23 +186,12 @@ size_t xray_subsegment_write(unsigned char *buf, size_t size,
     const unsigned char *parent_id);
 
 /*
- * Escapes src as the inside of a JSON string (no quotes) into dst: '"' and
- * '\' escaped, control bytes as \b \f \n \r \t or \u00XX, valid UTF-8 copied,
- * each maximal ill-formed UTF-8 subsequence (Unicode 3.9, as Python's
- * "replace") as \ufffd.  At most max_chars characters (UTF-16 code units) are
- * kept; a character is never split.  Returns the length written, or
- * XRAY_JSON_ERROR if it does not fit in size bytes.
- */
-size_t xray_json_escape(unsigned char *dst, size_t size,
-    const unsigned char *src, size_t len, size_t max_chars);
-
-/*
  * Writes into dst the UTF-8 name X-Ray accepts from src: only Unicode
  * letters, numbers and space separators (as the schema's name pattern lists
  * them) and _ . : / % & # = + - @ are kept, at most XRAY_NAME_MAX of them;
  * everything else, invalid UTF-8 included, is dropped.  The result needs no
  * JSON escaping.  Returns the length written (0: nothing left), or
- * XRAY_JSON_ERROR if it does not fit in size bytes.
+ * XRAY_JSON_ERROR (xray_json.h) if it does not fit in size bytes.
  */
 size_t xray_name_sanitize(unsigned char *dst, size_t size,
     const unsigned char *src, size_t len);

@@ -1,8 +1,8 @@
 /*
- * libFuzzer target for xray_daemon_addr_parse() in src/xray_emit.c.
+ * libFuzzer target for xray_daemon_addr_parse() in src/xray_daemon_addr.c.
  *
  * clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
- *     t/unit/fuzz_daemon_addr.c src/xray_emit.c -o /tmp/fuzz_daemon_addr
+ *     t/unit/fuzz_daemon_addr.c src/xray_daemon_addr.c -o /tmp/fuzz_daemon_addr
  * /tmp/fuzz_daemon_addr -max_total_time=60 t/unit/corpus/daemon_addr
  *
  * A refusal must leave addr alone and write a printable, NUL-terminated
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "xray_emit.h"
+#include "xray_daemon_addr.h"
 
 
 #define check(cond)  do { if (!(cond)) { __builtin_trap(); } } while (0)
@@ -107,7 +107,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t              n, smalllen;
     xray_daemon_addr_t  a, b, before;
 
-    err = malloc(XRAY_EMIT_ERR_LEN);
+    err = malloc(XRAY_DAEMON_ERR_LEN);
     smalllen = 1 + size % 24;
     small = malloc(smalllen);
 
@@ -122,7 +122,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     err[0] = '\0';
 
     rc = xray_daemon_addr_parse((const char *) data, size, &a, err,
-                                XRAY_EMIT_ERR_LEN);
+                                XRAY_DAEMON_ERR_LEN);
     check(rc == 0 || rc == -1);
 
     /* the same verdict with a short error buffer, which must not overflow */
@@ -133,7 +133,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (rc == -1) {
         check(memcmp(&a, &before, sizeof(a)) == 0);
-        check_err(err, XRAY_EMIT_ERR_LEN);
+        check_err(err, XRAY_DAEMON_ERR_LEN);
         check_err(small, smalllen);
         check(strncmp(err, small, smalllen - 1) == 0);
         goto done;
@@ -149,7 +149,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     out[n++] = ' ';
     n += write_endpoint(out + n, "udp:", &a.udp);
 
-    check(xray_daemon_addr_parse(out, n, &b, err, XRAY_EMIT_ERR_LEN) == 0);
+    check(xray_daemon_addr_parse(out, n, &b, err, XRAY_DAEMON_ERR_LEN) == 0);
     check_same(&a.udp, &b.udp);
     check_same(&a.tcp, &b.tcp);
 
@@ -157,7 +157,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     n = write_endpoint(out, "", &a.udp);
 
-    check(xray_daemon_addr_parse(out, n, &b, err, XRAY_EMIT_ERR_LEN) == 0);
+    check(xray_daemon_addr_parse(out, n, &b, err, XRAY_DAEMON_ERR_LEN) == 0);
     check_same(&a.udp, &b.udp);
     check_same(&a.udp, &b.tcp);
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "xray_json.h"
 #include "xray_segment.h"
 
 

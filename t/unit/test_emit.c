@@ -27,12 +27,13 @@
 #include <sys/un.h>
 
 #include "tap.h"
+#include "xray_daemon_addr.h"
 #include "xray_emit.h"
 
 
-#define H  XRAY_EMIT_HEADER
+#define H  XRAY_DAEMON_HEADER
 
-#define T_DGRAM_BUF  (XRAY_EMIT_DATAGRAM_MAX + 1)
+#define T_DGRAM_BUF  (XRAY_DAEMON_READ_MAX + 1)
 
 
 typedef struct {
@@ -433,9 +434,9 @@ t_recv_doc(int fd, unsigned char *buf, const char *doc, size_t doc_len)
     n = t_recv(fd, buf);
 
     return n >= 0
-           && (size_t) n == XRAY_EMIT_HEADER_LEN + doc_len
-           && memcmp(buf, H, XRAY_EMIT_HEADER_LEN) == 0
-           && memcmp(buf + XRAY_EMIT_HEADER_LEN, doc, doc_len) == 0;
+           && (size_t) n == XRAY_DAEMON_HEADER_LEN + doc_len
+           && memcmp(buf, H, XRAY_DAEMON_HEADER_LEN) == 0
+           && memcmp(buf + XRAY_DAEMON_HEADER_LEN, doc, doc_len) == 0;
 }
 
 
@@ -481,7 +482,7 @@ test_deliver(unsigned char *buf)
         ok(xray_emitter_queue(e, (const unsigned char *) docs[i],
                               strlen(docs[i])),
            "doc %zu queued", i + 1);
-        bytes += XRAY_EMIT_HEADER_LEN + strlen(docs[i]);
+        bytes += XRAY_DAEMON_HEADER_LEN + strlen(docs[i]);
     }
 
     is_int(xray_emitter_pending(e), 3, "3 pending");
@@ -603,10 +604,10 @@ test_too_large(unsigned char *buf)
     fd = t_udp_bind(&sin, 256 * 1024);
     e = t_emitter((struct sockaddr *) &sin, sizeof(sin), 0, 0, 0, 0);
 
-    fit = XRAY_EMIT_DATAGRAM_DEFAULT - XRAY_EMIT_HEADER_LEN;
+    fit = XRAY_DATAGRAM_MAX - XRAY_DAEMON_HEADER_LEN;
 
-    doc = malloc(XRAY_EMIT_DATAGRAM_MAX);
-    memset(doc, 'x', XRAY_EMIT_DATAGRAM_MAX);
+    doc = malloc(XRAY_DAEMON_READ_MAX);
+    memset(doc, 'x', XRAY_DAEMON_READ_MAX);
     doc[0] = '{';
 
     is_int(xray_emitter_queue(e, doc, fit + 1), 0,
@@ -633,11 +634,11 @@ test_too_large(unsigned char *buf)
      */
 
     e = t_emitter((struct sockaddr *) &sin, sizeof(sin), 0,
-                  XRAY_EMIT_DATAGRAM_MAX, 0, 0);
+                  XRAY_DAEMON_READ_MAX, 0, 0);
 
     xray_emitter_queue(e, (unsigned char *) "{\"n\":1}", 7);
     is_int(xray_emitter_queue(e, doc,
-                              XRAY_EMIT_DATAGRAM_MAX - XRAY_EMIT_HEADER_LEN),
+                              XRAY_DAEMON_READ_MAX - XRAY_DAEMON_HEADER_LEN),
            1, "a 65536-byte datagram is queued when allowed");
     xray_emitter_queue(e, (unsigned char *) "{\"n\":3}", 7);
 
@@ -862,7 +863,7 @@ test_create(void)
            "message for batch 1025");
 
     conf.batch = 1;
-    conf.max_datagram = XRAY_EMIT_HEADER_LEN;
+    conf.max_datagram = XRAY_DAEMON_HEADER_LEN;
     e = xray_emitter_create(&conf, err, sizeof(err));
     ok(e == NULL, "no room for a doc refused");
     is_mem(err, strlen(err), "datagram size 30 is not in 31..65536",

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "tap.h"
+#include "xray_header.h"
 #include "xray_id.h"
 
 

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "tap.h"
+#include "xray_json.h"
 #include "xray_segment.h"
 
 

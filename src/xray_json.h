@@ -1,0 +1,191 @@
+/*
+ * JSON writing primitives for the segment writer (xray_segment.c): an
+ * output into a caller's buffer that stops at the first piece that does not
+ * fit and marks itself full, so that a cut document is never returned;
+ * escaping of any byte sequence into a JSON string; decimal numbers.
+ *
+ * Pure C: no nginx types, no allocation.  The small writers are inline: the
+ * segment writer calls them for every field.
+ */
+
+#ifndef XRAY_JSON_H
+#define XRAY_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "xray_types.h"
+
+
+/* xray_json_escape(): the output does not fit */
+#define XRAY_JSON_ERROR         ((size_t) -1)
+
+/* xray_utf8_next(): not a well-formed character */
+#define XRAY_UTF8_BAD           0xffffffff
+
+/* the longest decimal uint64_t, and one with a fraction ("." 6 digits) */
+#define XRAY_UINT_LEN           20
+#define XRAY_FRAC_LEN           (XRAY_UINT_LEN + 7)
+
+/* xray_char_class[] bits; xray_segment.c adds its own */
+#define XRAY_CH_JSON            0x01   /* copied into a JSON string as is */
+
+
+typedef struct {
+    unsigned char  *pos;
+    unsigned char  *end;
+    unsigned        full;               /* something did not fit */
+} xray_out_t;
+
+
+extern const unsigned char  xray_char_class[256];
+
+
+#define xray_put_lit(o, s)  xray_put(o, s, sizeof(s) - 1)
+
+/* key is a literal: the text before the value, its opening '"' included */
+#define xray_put_str(o, key, s, len, max)                                     \
+    xray_put_string(o, key, sizeof(key) - 1, s, len, max)
+
+/* copies a literal to p, which has room for it; p moves past it */
+#define xray_cpy_lit(p, s)                                                    \
+    (memcpy(p, s, sizeof(s) - 1), (p) += sizeof(s) - 1)
+
+
+/* a NULL buf is an output where nothing fits */
+void xray_out_init(xray_out_t *o, unsigned char *buf, size_t size);
+/* the length written, or 0 (buf then starts with a NUL) when full */
+size_t xray_out_finish(xray_out_t *o, unsigned char *buf, size_t size);
+void xray_out_full(xray_out_t *o);
+
+unsigned char *xray_fmt_uint(unsigned char *p, uint64_t v);
+unsigned char *xray_fmt_frac(unsigned char *p, uint64_t v, uint64_t unit,
+    int digits);
+
+size_t xray_json_safe(const unsigned char *s, size_t len);
+void xray_put_escaped(xray_out_t *o, const unsigned char *s, size_t len,
+    size_t max, size_t units);
+void xray_put_span(xray_out_t *o, const char *key, size_t key_len,
+    const xray_span_t *s, size_t max);
+
+size_t xray_utf8_next(const unsigned char *p, size_t len, uint32_t *cp);
+/* 1 if p is a JSON number (RFC 8259) */
+int xray_json_number(const unsigned char *p, size_t len);
+
+/*
+ * Escapes src as the inside of a JSON string (no quotes) into dst: '"' and
+ * '\' escaped, control bytes as \b \f \n \r \t or \u00XX, valid UTF-8 copied,
+ * each maximal ill-formed UTF-8 subsequence (Unicode 3.9, as Python's
+ * "replace") as \ufffd.  At most max_chars characters (UTF-16 code units) are
+ * kept; a character is never split.  Returns the length written, or
+ * XRAY_JSON_ERROR if it does not fit in size bytes.
+ */
+size_t xray_json_escape(unsigned char *dst, size_t size,
+    const unsigned char *src, size_t len, size_t max_chars);
+
+
+static inline void
+xray_put(xray_out_t *o, const void *s, size_t n)
+{
+    if (n > (size_t) (o->end - o->pos)) {
+        xray_out_full(o);
+        return;
+    }
+
+    /* s may be NULL when n is 0 */
+    if (n > 0) {
+        memcpy(o->pos, s, n);
+        o->pos += n;
+    }
+}
+
+
+static inline void
+xray_put_byte(xray_out_t *o, unsigned char c)
+{
+    if (o->pos == o->end) {
+        xray_out_full(o);
+        return;
+    }
+
+    *o->pos++ = c;
+}
+
+
+/*
+ * Where to write a piece of at most n bytes: straight into the output when
+ * it has room for the longest piece, which saves a check per part and a
+ * copy, else into tmp (n bytes), which xray_commit() then puts as one piece.
+ */
+
+static inline unsigned char *
+xray_reserve(xray_out_t *o, unsigned char *tmp, size_t n)
+{
+    return ((size_t) (o->end - o->pos) >= n) ? o->pos : tmp;
+}
+
+
+/* the piece written from start to p */
+
+static inline void
+xray_commit(xray_out_t *o, unsigned char *tmp, unsigned char *start,
+    unsigned char *p)
+{
+    if (start == tmp) {
+        xray_put(o, tmp, p - tmp);
+        return;
+    }
+
+    o->pos = p;
+}
+
+
+/*
+ * key, the escaped string and its closing '"'.  Most strings are printable
+ * ASCII within their limit: one check of the room and three copies.
+ */
+
+static inline void
+xray_put_string(xray_out_t *o, const char *key, size_t key_len,
+    const unsigned char *s, size_t len, size_t max)
+{
+    size_t          n, run;
+    unsigned char  *p;
+
+    run = len < max ? len : max;
+    n = xray_json_safe(s, run);
+
+    if (n == run && key_len + n + 1 <= (size_t) (o->end - o->pos)) {
+        p = o->pos;
+        memcpy(p, key, key_len);
+        p += key_len;
+
+        /* s may be NULL when n is 0 */
+        if (n > 0) {
+            memcpy(p, s, n);
+            p += n;
+        }
+
+        *p++ = '"';
+        o->pos = p;
+        return;
+    }
+
+    /* the first n bytes are n characters that need no escaping */
+
+    xray_put(o, key, key_len);
+
+    /* no arithmetic on s when it is NULL (len 0) */
+    if (n > 0) {
+        xray_put(o, s, n);
+        s += n;
+        len -= n;
+    }
+
+    xray_put_escaped(o, s, len, max, n);
+    xray_put_byte(o, '"');
+}
+
+
+#endif /* XRAY_JSON_H */
