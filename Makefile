@@ -123,11 +123,11 @@ oracle: deps-oracle
 e2e: module deps-e2e e2e/node_modules/.package-lock.json
 	E2E_MODULE=$(MODULE) E2E_NGINX=$(NGINX_BIN) node --test e2e/browser.test.mjs
 
-test: module unit e2e sampling-oracle
+test: module unit e2e sampling-oracle deps-oracle
 	$(PROVE_ENV) prove $(PROVE_INC) t/
 
 # make suite T=t/060-request-kinds.t: some suites only, without unit and e2e
-suite: module deps-test sampling-oracle
+suite: module deps-test sampling-oracle deps-oracle
 	$(PROVE_ENV) prove $(PROVE_INC) $(T)
 
 # make test-asan: the whole suite against nginx 1.22.1 built from Debian's
@@ -143,7 +143,7 @@ ASAN_ENV = TEST_NGINX_LOAD_MODULES= \
     LSAN_OPTIONS=suppressions=$(ASAN_BUILD)/lsan.supp \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=0:log_path=$(ASAN_REPORTS)/san:suppressions=$(ASAN_BUILD)/ubsan.supp
 
-test-asan: deps-test sampling-oracle
+test-asan: deps-test sampling-oracle deps-oracle
 	scripts/build-asan.sh $(ASAN_BUILD)
 	rm -rf $(ASAN_REPORTS) && mkdir -p $(ASAN_REPORTS)
 	$(PROVE_ENV) $(ASAN_ENV) prove --timer $(PROVE_INC) $(T); rc=$$?; \

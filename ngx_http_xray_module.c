@@ -28,6 +28,8 @@ static char *ngx_http_xray_redact(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_xray_set_enum(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_xray_trace_formats(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_xray_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_xray_init(ngx_conf_t *cf);
@@ -47,6 +49,14 @@ static ngx_conf_enum_t  ngx_http_xray_in_progress_values[] = {
     { ngx_string("off"), NGX_HTTP_XRAY_IN_PROGRESS_OFF },
     { ngx_string("stream"), NGX_HTTP_XRAY_IN_PROGRESS_STREAM },
     { ngx_string("always"), NGX_HTTP_XRAY_IN_PROGRESS_ALWAYS },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_xray_propagate_values[] = {
+    { ngx_string("xray"), NGX_HTTP_XRAY_FORMAT_X },
+    { ngx_string("w3c"), NGX_HTTP_XRAY_FORMAT_W },
+    { ngx_string("both"), NGX_HTTP_XRAY_FORMAT_X|NGX_HTTP_XRAY_FORMAT_W },
     { ngx_null_string, 0 }
 };
 
@@ -157,6 +167,20 @@ static ngx_command_t  ngx_http_xray_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_xray_loc_conf_t, trace_context),
       NULL },
+
+    { ngx_string("xray_trace_formats"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_xray_trace_formats,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("xray_propagate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_xray_set_enum,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_xray_loc_conf_t, propagate),
+      &ngx_http_xray_propagate_values },
 
     { ngx_string("xray_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
@@ -288,6 +312,9 @@ ngx_http_xray_create_loc_conf(ngx_conf_t *cf)
     xlcf->in_progress = NGX_CONF_UNSET_UINT;
     xlcf->cors = NGX_CONF_UNSET;
     xlcf->sse = NGX_CONF_UNSET;
+    xlcf->formats = NGX_CONF_UNSET_UINT;
+    xlcf->prefer = NGX_CONF_UNSET_UINT;
+    xlcf->propagate = NGX_CONF_UNSET_UINT;
 
     return xlcf;
 }
@@ -332,6 +359,14 @@ ngx_http_xray_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               NGX_HTTP_XRAY_CAPTURE_5XX);
     ngx_conf_merge_uint_value(conf->in_progress, prev->in_progress,
                               NGX_HTTP_XRAY_IN_PROGRESS_STREAM);
+
+    /* by default X-Ray only, in and out, as before W3C was read */
+    ngx_conf_merge_uint_value(conf->formats, prev->formats,
+                              NGX_HTTP_XRAY_FORMAT_X);
+    ngx_conf_merge_uint_value(conf->prefer, prev->prefer,
+                              NGX_HTTP_XRAY_FORMAT_X);
+    ngx_conf_merge_uint_value(conf->propagate, prev->propagate,
+                              NGX_HTTP_XRAY_FORMAT_X);
 
     if (conf->enable) {
         xmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_xray_module);
@@ -769,6 +804,66 @@ ngx_http_xray_set_enum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                        &value[1], &cmd->name, pos - values, values);
 
     return NGX_CONF_ERROR;
+}
+
+
+/*
+ * xray_trace_formats xray | w3c [xray | w3c]: the formats read, the first
+ * one winning when a request carries both
+ */
+
+static char *
+ngx_http_xray_trace_formats(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_xray_loc_conf_t  *xlcf = conf;
+
+    ngx_str_t   *value;
+    ngx_uint_t   i, format;
+
+    if (xlcf->formats != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    xlcf->formats = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (value[i].len == sizeof("xray") - 1
+            && ngx_strncasecmp(value[i].data, (u_char *) "xray",
+                               sizeof("xray") - 1) == 0)
+        {
+            format = NGX_HTTP_XRAY_FORMAT_X;
+
+        } else if (value[i].len == sizeof("w3c") - 1
+                   && ngx_strncasecmp(value[i].data, (u_char *) "w3c",
+                                      sizeof("w3c") - 1) == 0)
+        {
+            format = NGX_HTTP_XRAY_FORMAT_W;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\" in \"%V\" directive, "
+                               "it must be \"xray\" or \"w3c\"",
+                               &value[i], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        if (xlcf->formats & format) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" named twice in \"%V\" directive",
+                               &value[i], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        if (i == 1) {
+            xlcf->prefer = format;
+        }
+
+        xlcf->formats |= format;
+    }
+
+    return NGX_CONF_OK;
 }
 
 

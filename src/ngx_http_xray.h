@@ -15,6 +15,7 @@
 #include "xray_id.h"
 #include "xray_rules.h"
 #include "xray_segment.h"
+#include "xray_w3c.h"
 
 
 #define NGX_HTTP_XRAY_VERSION  "0.1.0"
@@ -41,6 +42,11 @@ typedef enum {
     NGX_HTTP_XRAY_DROPPED_REFUSED,     /* no daemon listening */
     NGX_HTTP_XRAY_DROPPED_TOO_LARGE,   /* over a datagram even when split */
     NGX_HTTP_XRAY_DROPPED_OTHER,       /* any other send error */
+    NGX_HTTP_XRAY_FROM_XRAY,           /* context from X-Amzn-Trace-Id */
+    NGX_HTTP_XRAY_FROM_W3C,            /* context from traceparent */
+    NGX_HTTP_XRAY_CONFLICTS,           /* both, naming different traces */
+    NGX_HTTP_XRAY_DROPPED_TRACEPARENT, /* invalid traceparent */
+    NGX_HTTP_XRAY_DROPPED_TRACESTATE,  /* invalid tracestate */
     NGX_HTTP_XRAY_NCOUNTERS
 } ngx_http_xray_counter_e;
 
@@ -96,6 +102,11 @@ typedef struct {
 } ngx_http_xray_field_t;
 
 
+/* trace-context formats: xray_trace_formats, xray_propagate */
+#define NGX_HTTP_XRAY_FORMAT_X        0x01     /* X-Amzn-Trace-Id */
+#define NGX_HTTP_XRAY_FORMAT_W        0x02     /* traceparent, tracestate */
+
+
 typedef struct {
     ngx_flag_t                  enable;
     ngx_flag_t                  originate;
@@ -110,6 +121,9 @@ typedef struct {
     ngx_flag_t                  cors;
     ngx_flag_t                  sse;
     ngx_http_complex_value_t   *trace_context; /* when no header came */
+    ngx_uint_t                  formats;       /* NGX_HTTP_XRAY_FORMAT_* read */
+    ngx_uint_t                  prefer;        /* the one that wins */
+    ngx_uint_t                  propagate;     /* NGX_HTTP_XRAY_FORMAT_* out */
 } ngx_http_xray_loc_conf_t;
 
 
@@ -120,6 +134,7 @@ typedef struct {
     u_char                      client_parent[XRAY_ID_LEN];
 
     ngx_str_t                   header;        /* forwarded upstream */
+    u_char                      traceparent[XRAY_TRACEPARENT_LEN];
     ngx_uint_t                  rule;
     uint64_t                    decided;       /* microseconds: when the */
                                                /* upstream call may begin */
@@ -132,6 +147,7 @@ typedef struct {
     unsigned                    originated:1;
     unsigned                    stream:1;      /* text/event-stream */
     unsigned                    recorded:1;    /* segment written */
+    unsigned                    has_traceparent:1; /* trace id not all 0 */
 } ngx_http_xray_ctx_t;
 
 

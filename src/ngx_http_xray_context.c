@@ -1,28 +1,50 @@
 /*
  * The rewrite phase: finds and validates the client's trace context (the
- * X-Amzn-Trace-Id header, or xray_trace_context), decides sampling, and
- * rewrites the header forwarded upstream.  The request's context, found
- * again after an internal redirect, and the per-worker id generator live
- * here.
+ * X-Amzn-Trace-Id header or xray_trace_context, and W3C's traceparent and
+ * tracestate, as xray_trace_formats says), decides sampling, and writes the
+ * headers forwarded upstream (xray_propagate).  The request's context,
+ * found again after an internal redirect, and the per-worker id generator
+ * live here.
  */
 
 #include "ngx_http_xray.h"
 
 
+/* what the client sent, validated */
+typedef struct {
+    xray_trace_ctx_t     tc;           /* X-Amzn-Trace-Id */
+    ngx_table_elt_t     *xray_h;       /* its header, when tc is valid */
+    xray_traceparent_t   tp;
+    xray_tracestate_t    ts;
+    unsigned             xray:1;       /* tc is valid */
+    unsigned             w3c:1;        /* tp is valid */
+    unsigned             state:1;      /* ts is valid and not empty */
+} ngx_http_xray_client_t;
+
+
 static ngx_int_t ngx_http_xray_handler(ngx_http_request_t *r);
 static void ngx_http_xray_cleanup(void *data);
 static ngx_int_t ngx_http_xray_read_context(ngx_http_request_t *r,
-    ngx_http_xray_ctx_t *ctx, xray_trace_ctx_t *tc, ngx_table_elt_t **first,
-    ngx_uint_t *invalid);
+    xray_trace_ctx_t *tc, ngx_table_elt_t **first, ngx_uint_t *invalid);
 static ngx_int_t ngx_http_xray_read_alternative(ngx_http_request_t *r,
     xray_trace_ctx_t *tc, ngx_uint_t *invalid);
+static void ngx_http_xray_read_w3c(ngx_http_request_t *r,
+    ngx_http_xray_client_t *cl);
+static ngx_int_t ngx_http_xray_remove(ngx_http_request_t *r,
+    ngx_str_t *name);
+static void ngx_http_xray_conflict(ngx_http_request_t *r,
+    ngx_http_xray_client_t *cl, ngx_uint_t w3c);
 static void ngx_http_xray_decide(ngx_http_request_t *r,
     ngx_http_xray_ctx_t *ctx, xray_sampled_e client);
 static ngx_int_t ngx_http_xray_forward(ngx_http_request_t *r,
-    ngx_http_xray_ctx_t *ctx, xray_trace_ctx_t *tc, ngx_table_elt_t *h);
+    ngx_http_xray_ctx_t *ctx, xray_trace_ctx_t *tc, ngx_table_elt_t *h,
+    xray_tracestate_t *ts);
 
 
 ngx_str_t   ngx_http_xray_header_name = ngx_string("X-Amzn-Trace-Id");
+
+static ngx_str_t  ngx_http_xray_traceparent_name = ngx_string("traceparent");
+static ngx_str_t  ngx_http_xray_tracestate_name = ngx_string("tracestate");
 
 xray_rng_t  ngx_http_xray_rng;
 
@@ -32,12 +54,14 @@ ngx_http_xray_handler(ngx_http_request_t *r)
 {
     ngx_int_t                   rc;
     ngx_str_t                   trust;
-    ngx_uint_t                  invalid;
+    ngx_uint_t                  invalid, w3c;
     ngx_time_t                 *tp;
-    ngx_table_elt_t            *h;
-    xray_trace_ctx_t            tc;
+    xray_trace_ctx_t           *kept;
+    xray_sampled_e              client;
+    xray_tracestate_t          *state;
     ngx_pool_cleanup_t         *cln;
     ngx_http_xray_ctx_t        *ctx;
+    ngx_http_xray_client_t      cl;
     ngx_http_xray_loc_conf_t   *xlcf;
     ngx_http_xray_main_conf_t  *xmcf;
 
@@ -70,30 +94,102 @@ ngx_http_xray_handler(ngx_http_request_t *r)
 
     ngx_http_set_ctx(r, ctx, ngx_http_xray_module);
 
-    ngx_memzero(&tc, sizeof(xray_trace_ctx_t));
+    ngx_memzero(&cl.tc, sizeof(xray_trace_ctx_t));
+    cl.xray_h = NULL;
+    cl.xray = 0;
+    cl.w3c = 0;
+    cl.state = 0;
 
-    rc = ngx_http_xray_read_context(r, ctx, &tc, &h, &invalid);
+    if (xlcf->formats & NGX_HTTP_XRAY_FORMAT_W) {
+        ngx_http_xray_read_w3c(r, &cl);
+    }
 
-    if (rc == NGX_ERROR) {
+    /*
+     * Where W3C is read or written, the client's W3C headers never go on
+     * as they came: what is valid is kept in cl, and written anew.  The
+     * header list is rebuilt, so this comes before any element is held.
+     */
+
+    if (((xlcf->formats | xlcf->propagate) & NGX_HTTP_XRAY_FORMAT_W)
+        && (ngx_http_xray_remove(r, &ngx_http_xray_traceparent_name)
+            != NGX_OK
+            || ngx_http_xray_remove(r, &ngx_http_xray_tracestate_name)
+               != NGX_OK))
+    {
         return NGX_ERROR;
     }
 
-    if (rc == NGX_DECLINED) {
+    if (xlcf->formats & NGX_HTTP_XRAY_FORMAT_X) {
+        rc = ngx_http_xray_read_context(r, &cl.tc, &cl.xray_h, &invalid);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
         if (invalid) {
             ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_INVALID);
         }
 
-        if (h != NULL) {
-            if (ngx_http_xray_header_remove(r, &r->headers_in.headers,
-                                            &ngx_http_xray_header_name, NULL)
-                != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
+        cl.xray = (rc == NGX_OK);
+    }
 
-            h = NULL;
+    /*
+     * a client's X-Amzn-Trace-Id never goes on unvalidated: where X-Ray is
+     * read, cl.xray_h is the first one, valid or not
+     */
+
+    if (!cl.xray
+        && (cl.xray_h != NULL || !(xlcf->formats & NGX_HTTP_XRAY_FORMAT_X)))
+    {
+        cl.xray_h = NULL;
+
+        if (ngx_http_xray_remove(r, &ngx_http_xray_header_name) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    /* which context carries the trace: the valid one, or the preferred */
+
+    w3c = cl.w3c
+          && (!cl.xray || xlcf->prefer == NGX_HTTP_XRAY_FORMAT_W);
+
+    kept = NULL;
+    state = NULL;
+
+    if (cl.w3c && cl.xray) {
+        if (xray_w3c_same_trace(cl.tc.root, cl.tp.trace_id)) {
+            /* one trace: what each format carries besides goes on */
+            kept = &cl.tc;
+            state = cl.state ? &cl.ts : NULL;
+
+        } else {
+            ngx_http_xray_conflict(r, &cl, w3c);
+            ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_CONFLICTS);
+        }
+    }
+
+    if (w3c) {
+        xray_w3c_root_from_trace_id(ctx->trace_id, cl.tp.trace_id);
+        ngx_memcpy(ctx->client_parent, cl.tp.parent_id, XRAY_ID_LEN);
+        ctx->has_parent = 1;
+        client = (cl.tp.flags & XRAY_W3C_SAMPLED) ? XRAY_SAMPLED_YES
+                                                  : XRAY_SAMPLED_NO;
+        state = cl.state ? &cl.ts : NULL;
+        ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_FROM_W3C);
+
+    } else if (cl.xray) {
+        ngx_memcpy(ctx->trace_id, cl.tc.root, XRAY_TRACE_ID_LEN);
+
+        if (cl.tc.parent) {
+            ngx_memcpy(ctx->client_parent, cl.tc.parent, XRAY_ID_LEN);
+            ctx->has_parent = 1;
         }
 
+        client = cl.tc.sampled;
+        kept = &cl.tc;
+        ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_FROM_XRAY);
+
+    } else {
         if (!xlcf->originate) {
             ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_NO_CONTEXT);
             return NGX_DECLINED;
@@ -101,6 +197,7 @@ ngx_http_xray_handler(ngx_http_request_t *r)
 
         xray_id_trace(&ngx_http_xray_rng, ngx_time(), ctx->trace_id);
         ctx->originated = 1;
+        client = XRAY_SAMPLED_NONE;
         ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_ORIGINATED);
     }
 
@@ -112,8 +209,8 @@ ngx_http_xray_handler(ngx_http_request_t *r)
     tp = ngx_timeofday();
     ctx->decided = (uint64_t) tp->sec * 1000000 + tp->msec * 1000;
 
-    if (tc.sampled != XRAY_SAMPLED_NONE
-        && tc.sampled != XRAY_SAMPLED_REQUESTED
+    if (client != XRAY_SAMPLED_NONE
+        && client != XRAY_SAMPLED_REQUESTED
         && xlcf->trust_sampling != NULL)
     {
         if (ngx_http_complex_value(r, xlcf->trust_sampling, &trust)
@@ -123,27 +220,25 @@ ngx_http_xray_handler(ngx_http_request_t *r)
         }
 
         if (trust.len && !(trust.len == 1 && trust.data[0] == '0')) {
-            ctx->sampled = (tc.sampled == XRAY_SAMPLED_YES);
+            ctx->sampled = (client == XRAY_SAMPLED_YES);
             ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_TRUSTED);
             goto decided;
         }
     }
 
-    ngx_http_xray_decide(r, ctx, tc.sampled);
+    ngx_http_xray_decide(r, ctx, client);
 
 decided:
 
     ngx_http_xray_count(xmcf, ctx->sampled ? NGX_HTTP_XRAY_SAMPLED
                                            : NGX_HTTP_XRAY_NOT_SAMPLED);
 
-    if (tc.sampled == XRAY_SAMPLED_REQUESTED) {
+    if (client == XRAY_SAMPLED_REQUESTED) {
         ctx->requested = 1;
         ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_REQUESTED);
     }
 
-    if (ngx_http_xray_forward(r, ctx, ctx->originated ? NULL : &tc, h)
-        != NGX_OK)
-    {
+    if (ngx_http_xray_forward(r, ctx, kept, cl.xray_h, state) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -193,16 +288,16 @@ ngx_http_xray_cleanup(void *data)
 
 
 /*
- * Finds and validates the client's trace context: the X-Amzn-Trace-Id
- * header, or else xray_trace_context.  Returns NGX_OK with ctx and tc filled
- * in, NGX_DECLINED when there is no usable context (*invalid says whether
- * one was dropped; *first points at the header element if one came), or
- * NGX_ERROR.
+ * Finds and validates the client's X-Ray trace context: the X-Amzn-Trace-Id
+ * header, or else xray_trace_context.  Returns NGX_OK with tc filled in (and
+ * *first pointing at the header element, if the context came in one),
+ * NGX_DECLINED when there is no usable context (*invalid says whether one
+ * was dropped), or NGX_ERROR.
  */
 
 static ngx_int_t
-ngx_http_xray_read_context(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
-    xray_trace_ctx_t *tc, ngx_table_elt_t **first, ngx_uint_t *invalid)
+ngx_http_xray_read_context(ngx_http_request_t *r, xray_trace_ctx_t *tc,
+    ngx_table_elt_t **first, ngx_uint_t *invalid)
 {
     ngx_int_t                ret;
     ngx_uint_t               n;
@@ -269,13 +364,6 @@ ngx_http_xray_read_context(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
         {
             return NGX_ERROR;
         }
-    }
-
-    ngx_memcpy(ctx->trace_id, tc->root, XRAY_TRACE_ID_LEN);
-
-    if (tc->parent) {
-        ngx_memcpy(ctx->client_parent, tc->parent, XRAY_ID_LEN);
-        ctx->has_parent = 1;
     }
 
     return NGX_OK;
@@ -345,6 +433,136 @@ dropped:
 }
 
 
+/*
+ * W3C Trace Context: a valid traceparent sets cl->w3c, and then a valid
+ * tracestate (the header lines joined) cl->state.  Invalid ones are
+ * logged and counted; tracestate is not looked at without a valid
+ * traceparent, as the specification says.
+ */
+
+static void
+ngx_http_xray_read_w3c(ngx_http_request_t *r, ngx_http_xray_client_t *cl)
+{
+    ngx_uint_t                  n;
+    const char                 *reason;
+    xray_w3c_rc_e               rc;
+    ngx_table_elt_t            *h, *first;
+    ngx_http_xray_cursor_t      cur;
+    ngx_http_xray_main_conf_t  *xmcf;
+
+    xmcf = ngx_http_get_module_main_conf(r, ngx_http_xray_module);
+
+    n = 0;
+    first = NULL;
+    reason = NULL;
+
+    ngx_memzero(&cur, sizeof(ngx_http_xray_cursor_t));
+
+    while ((h = ngx_http_xray_header_find(&r->headers_in.headers,
+                                          &ngx_http_xray_traceparent_name,
+                                          &cur))
+           != NULL)
+    {
+        if (n++ == 0) {
+            first = h;
+            continue;
+        }
+
+        /* repeated: harmless only when every copy says the same */
+        if (h->value.len != first->value.len
+            || ngx_memcmp(h->value.data, first->value.data, h->value.len)
+               != 0)
+        {
+            reason = "several different headers";
+        }
+    }
+
+    if (n == 0) {
+        return;
+    }
+
+    if (reason == NULL) {
+        rc = xray_traceparent_parse(first->value.data, first->value.len,
+                                    &cl->tp);
+        if (rc != XRAY_W3C_OK) {
+            reason = xray_w3c_strerror(rc);
+        }
+    }
+
+    if (reason != NULL) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "xray: dropped client's traceparent: %s", reason);
+        ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_INVALID);
+        ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_DROPPED_TRACEPARENT);
+        return;
+    }
+
+    cl->w3c = 1;
+
+    xray_tracestate_init(&cl->ts);
+    ngx_memzero(&cur, sizeof(ngx_http_xray_cursor_t));
+
+    while ((h = ngx_http_xray_header_find(&r->headers_in.headers,
+                                          &ngx_http_xray_tracestate_name,
+                                          &cur))
+           != NULL)
+    {
+        rc = xray_tracestate_add(&cl->ts, h->value.data, h->value.len);
+
+        if (rc != XRAY_W3C_OK) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "xray: dropped client's tracestate: %s",
+                          xray_w3c_strerror(rc));
+            ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_DROPPED_TRACESTATE);
+            return;
+        }
+    }
+
+    if (xray_tracestate_limit(&cl->ts)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "xray: cut %uz members of client's tracestate to "
+                      "%d bytes", cl->ts.removed, XRAY_TRACESTATE_MAX_LEN);
+    }
+
+    cl->state = (cl->ts.n > 0);
+}
+
+
+/* removes the client's request headers named name, if there are any */
+
+static ngx_int_t
+ngx_http_xray_remove(ngx_http_request_t *r, ngx_str_t *name)
+{
+    if (ngx_http_xray_header_find(&r->headers_in.headers, name, NULL)
+        == NULL)
+    {
+        return NGX_OK;
+    }
+
+    return ngx_http_xray_header_remove(r, &r->headers_in.headers, name,
+                                       NULL);
+}
+
+
+/* two valid contexts naming different traces: say which one is used */
+
+static void
+ngx_http_xray_conflict(ngx_http_request_t *r, ngx_http_xray_client_t *cl,
+    ngx_uint_t w3c)
+{
+    u_char  root[XRAY_TRACE_ID_LEN];
+
+    xray_w3c_root_from_trace_id(root, cl->tp.trace_id);
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "xray: conflicting trace contexts: X-Amzn-Trace-Id names "
+                  "%*s, traceparent names %*s; using %s",
+                  (size_t) XRAY_TRACE_ID_LEN, cl->tc.root,
+                  (size_t) XRAY_TRACE_ID_LEN, root,
+                  w3c ? "traceparent" : "X-Amzn-Trace-Id");
+}
+
+
 static void
 ngx_http_xray_decide(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
     xray_sampled_e client)
@@ -395,17 +613,27 @@ ngx_http_xray_decide(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
 
 
 /*
- * Puts exactly one X-Amzn-Trace-Id in the request headers, so that
- * proxy_pass, grpc_pass and fastcgi_pass forward it with no extra
- * configuration: the client's header element is rewritten in place, or a new
- * one is added for a trace this proxy originated.
+ * Writes the trace context forwarded upstream in the formats of
+ * xray_propagate, as request headers, so that proxy_pass, grpc_pass and
+ * fastcgi_pass forward them with no extra configuration.  X-Amzn-Trace-Id:
+ * the client's header element h is rewritten in place, or one is added;
+ * the fields kept from the client's header come from tc (NULL: none).
+ * traceparent and the client's tracestate ts (NULL: none) are added; the
+ * client's own were removed before.  Both carry the same trace and the same
+ * parent, the upstream call.  The X-Ray and W3C forms are kept in ctx for
+ * the variables, whatever is forwarded.
  */
 
 static ngx_int_t
 ngx_http_xray_forward(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
-    xray_trace_ctx_t *tc, ngx_table_elt_t *h)
+    xray_trace_ctx_t *tc, ngx_table_elt_t *h, xray_tracestate_t *ts)
 {
-    u_char  *p;
+    u_char                    *p;
+    ngx_str_t                  value;
+    ngx_http_xray_loc_conf_t  *xlcf;
+    u_char                     id[XRAY_W3C_TRACE_ID_LEN];
+
+    xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
 
     p = ngx_pnalloc(r->pool, XRAY_HEADER_FORMAT_LEN(tc));
     if (p == NULL) {
@@ -418,15 +646,69 @@ ngx_http_xray_forward(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
                                                       : XRAY_SAMPLED_NO,
                                          tc);
 
-    if (h == NULL) {
-        h = ngx_http_xray_header_add(r, &r->headers_in.headers,
-                                     &ngx_http_xray_header_name,
-                                     &ctx->header);
-        return (h == NULL) ? NGX_ERROR : NGX_OK;
+    /* an all-zero Root, which X-Ray takes, has no W3C form */
+
+    if (xray_w3c_trace_id_from_root(id, ctx->trace_id)) {
+        xray_traceparent_format(ctx->traceparent, id, ctx->upstream_id,
+                                ctx->sampled);
+        ctx->has_traceparent = 1;
     }
 
-    h->key = ngx_http_xray_header_name;
-    h->value = ctx->header;
+    if (!(xlcf->propagate & NGX_HTTP_XRAY_FORMAT_X)) {
+        if (h != NULL
+            && ngx_http_xray_header_remove(r, &r->headers_in.headers,
+                                           &ngx_http_xray_header_name, NULL)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else if (h == NULL) {
+        if (ngx_http_xray_header_add(r, &r->headers_in.headers,
+                                     &ngx_http_xray_header_name,
+                                     &ctx->header)
+            == NULL)
+        {
+            return NGX_ERROR;
+        }
+
+    } else {
+        h->key = ngx_http_xray_header_name;
+        h->value = ctx->header;
+    }
+
+    if (!(xlcf->propagate & NGX_HTTP_XRAY_FORMAT_W) || !ctx->has_traceparent)
+    {
+        return NGX_OK;
+    }
+
+    value.data = ctx->traceparent;
+    value.len = XRAY_TRACEPARENT_LEN;
+
+    if (ngx_http_xray_header_add(r, &r->headers_in.headers,
+                                 &ngx_http_xray_traceparent_name, &value)
+        == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ts == NULL) {
+        return NGX_OK;
+    }
+
+    value.data = ngx_pnalloc(r->pool, ts->len);
+    if (value.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    value.len = xray_tracestate_format(value.data, ts);
+
+    if (ngx_http_xray_header_add(r, &r->headers_in.headers,
+                                 &ngx_http_xray_tracestate_name, &value)
+        == NULL)
+    {
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }

@@ -31,6 +31,23 @@ static ngx_http_xray_metric_t  ngx_http_xray_metrics[] = {
       "Client trace contexts dropped as invalid.",
       NULL, NULL, NGX_HTTP_XRAY_INVALID },
 
+    { "nginx_xray_context_format_total",
+      "Requests whose trace context came from the client, by its format.",
+      "format", "xray", NGX_HTTP_XRAY_FROM_XRAY },
+    { "nginx_xray_context_format_total", NULL,
+      "format", "w3c", NGX_HTTP_XRAY_FROM_W3C },
+
+    { "nginx_xray_context_conflicts_total",
+      "Requests with valid X-Amzn-Trace-Id and traceparent naming "
+      "different traces.",
+      NULL, NULL, NGX_HTTP_XRAY_CONFLICTS },
+
+    { "nginx_xray_w3c_dropped_total",
+      "W3C trace context headers dropped as invalid, by header.",
+      "header", "traceparent", NGX_HTTP_XRAY_DROPPED_TRACEPARENT },
+    { "nginx_xray_w3c_dropped_total", NULL,
+      "header", "tracestate", NGX_HTTP_XRAY_DROPPED_TRACESTATE },
+
     { "nginx_xray_originated_total",
       "Traces started by this proxy (xray_originate).",
       NULL, NULL, NGX_HTTP_XRAY_ORIGINATED },

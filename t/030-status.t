@@ -60,6 +60,17 @@ nginx_xray_requests_total\{outcome="no_context"\} 2
 # HELP nginx_xray_context_dropped_total Client trace contexts dropped as invalid\.
 # TYPE nginx_xray_context_dropped_total counter
 nginx_xray_context_dropped_total 1
+# HELP nginx_xray_context_format_total [^\n]+
+# TYPE nginx_xray_context_format_total counter
+nginx_xray_context_format_total\{format="xray"\} 4
+nginx_xray_context_format_total\{format="w3c"\} 0
+# HELP nginx_xray_context_conflicts_total [^\n]+
+# TYPE nginx_xray_context_conflicts_total counter
+nginx_xray_context_conflicts_total 0
+# HELP nginx_xray_w3c_dropped_total [^\n]+
+# TYPE nginx_xray_w3c_dropped_total counter
+nginx_xray_w3c_dropped_total\{header="traceparent"\} 0
+nginx_xray_w3c_dropped_total\{header="tracestate"\} 0
 # HELP nginx_xray_originated_total [^\n]+
 # TYPE nginx_xray_originated_total counter
 nginx_xray_originated_total 0
