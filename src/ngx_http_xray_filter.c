@@ -21,6 +21,26 @@ static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
 
 /*
+ * The headers xray_cors lists: the whole list first, for a response that
+ * has none, then each one; a null string ends them.
+ */
+
+static ngx_str_t  ngx_http_xray_cors_xray[] = {
+    ngx_string("X-Amzn-Trace-Id"),
+    ngx_string("X-Amzn-Trace-Id"),
+    ngx_null_string
+};
+
+static ngx_str_t  ngx_http_xray_cors_w3c[] = {
+    ngx_string("X-Amzn-Trace-Id, traceparent, tracestate"),
+    ngx_string("X-Amzn-Trace-Id"),
+    ngx_string("traceparent"),
+    ngx_string("tracestate"),
+    ngx_null_string
+};
+
+
+/*
  * A client that sent Sampled=? asked this proxy to decide: the decision goes
  * back in the response header, as X-Ray services answer it.
  */
@@ -127,12 +147,13 @@ ngx_http_xray_header_filter(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_xray_cors(ngx_http_request_t *r)
 {
-    u_char                  *p, *q, *last, *end;
-    size_t                   len;
-    ngx_str_t                name, t, *token;
-    ngx_uint_t               i, n;
-    ngx_table_elt_t         *h, *lines[NGX_HTTP_XRAY_CORS_LINES];
-    ngx_http_xray_cursor_t   cur;
+    u_char                    *p, *q, *last, *end;
+    size_t                     len;
+    ngx_str_t                  name, t, *tokens, *token;
+    ngx_uint_t                 i, n;
+    ngx_table_elt_t           *h, *lines[NGX_HTTP_XRAY_CORS_LINES];
+    ngx_http_xray_cursor_t     cur;
+    ngx_http_xray_loc_conf_t  *xlcf;
 
     static ngx_str_t  origin = ngx_string("Access-Control-Allow-Origin");
     static ngx_str_t  request = ngx_string("Access-Control-Request-Method");
@@ -156,17 +177,26 @@ ngx_http_xray_cors(ngx_http_request_t *r)
         name = expose;
     }
 
-    token = &ngx_http_xray_header_name;
+    /* the trace headers of the formats read here */
+
+    xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
+
+    tokens = (xlcf->formats & NGX_HTTP_XRAY_FORMAT_W)
+             ? ngx_http_xray_cors_w3c : ngx_http_xray_cors_xray;
 
     /* every line of that header is merged into the first, without repeats */
 
     /*
      * worst case: every input byte a one-byte token, each written with ", "
-     * before it, then ", X-Amzn-Trace-Id"
+     * before it, then ", " and each of the trace headers
      */
 
     n = 0;
-    len = sizeof(", ") - 1 + token->len;
+    len = 0;
+
+    for (token = tokens + 1; token->len; token++) {
+        len += sizeof(", ") - 1 + token->len;
+    }
 
     ngx_memzero(&cur, sizeof(ngx_http_xray_cursor_t));
 
@@ -184,7 +214,9 @@ ngx_http_xray_cors(ngx_http_request_t *r)
     }
 
     if (n == 0) {
-        h = ngx_http_xray_header_add(r, &r->headers_out.headers, &name, token);
+        /* the first entry: the trace headers as one list */
+        h = ngx_http_xray_header_add(r, &r->headers_out.headers, &name,
+                                     &tokens[0]);
         return (h == NULL) ? NGX_ERROR : NGX_OK;
     }
 
@@ -243,7 +275,11 @@ ngx_http_xray_cors(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    if (!ngx_http_xray_list_has(p, end, token)) {
+    for (token = tokens + 1; token->len; token++) {
+        if (ngx_http_xray_list_has(p, end, token)) {
+            continue;
+        }
+
         if (end != p) {
             *end++ = ',';
             *end++ = ' ';

@@ -1,7 +1,7 @@
 /*
- * $xray_trace_id, $xray_segment_id, $xray_upstream_id, $xray_sampled and
- * $xray_trace_header: the request's trace context, for logs and for
- * forwarding it by other means than the request header.
+ * $xray_trace_id, $xray_segment_id, $xray_upstream_id, $xray_sampled,
+ * $xray_trace_header and $xray_traceparent: the request's trace context,
+ * for logs and for forwarding it by other means than the request headers.
  */
 
 #include "ngx_http_xray.h"
@@ -12,7 +12,8 @@ enum {
     NGX_HTTP_XRAY_VAR_SEGMENT_ID,
     NGX_HTTP_XRAY_VAR_UPSTREAM_ID,
     NGX_HTTP_XRAY_VAR_SAMPLED,
-    NGX_HTTP_XRAY_VAR_TRACE_HEADER
+    NGX_HTTP_XRAY_VAR_TRACE_HEADER,
+    NGX_HTTP_XRAY_VAR_TRACEPARENT
 };
 
 
@@ -37,6 +38,9 @@ static ngx_http_variable_t  ngx_http_xray_vars[] = {
     { ngx_string("xray_trace_header"), NULL, ngx_http_xray_variable,
       NGX_HTTP_XRAY_VAR_TRACE_HEADER, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("xray_traceparent"), NULL, ngx_http_xray_variable,
+      NGX_HTTP_XRAY_VAR_TRACEPARENT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
       ngx_http_null_variable
 };
 
@@ -49,7 +53,9 @@ ngx_http_xray_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 
     ctx = ngx_http_xray_get_ctx(r);
 
-    if (ctx == NULL || !ctx->traced) {
+    if (ctx == NULL || !ctx->traced
+        || (data == NGX_HTTP_XRAY_VAR_TRACEPARENT && !ctx->has_traceparent))
+    {
         v->not_found = 1;
         return NGX_OK;
     }
@@ -74,6 +80,11 @@ ngx_http_xray_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     case NGX_HTTP_XRAY_VAR_SAMPLED:
         v->data = (u_char *) (ctx->sampled ? "1" : "0");
         v->len = 1;
+        break;
+
+    case NGX_HTTP_XRAY_VAR_TRACEPARENT:
+        v->data = ctx->traceparent;
+        v->len = XRAY_TRACEPARENT_LEN;
         break;
 
     default: /* NGX_HTTP_XRAY_VAR_TRACE_HEADER */

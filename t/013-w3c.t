@@ -1,5 +1,5 @@
 # W3C Trace Context: traceparent and tracestate in and out, bridged to
-# X-Amzn-Trace-Id (xray_trace_formats, xray_propagate).
+# X-Amzn-Trace-Id (xray_trace_formats, xray_propagate, $xray_traceparent).
 # The echo upstream answers with the exact request head it received.
 #
 # The last block sends every case of t/oracle/corpus.json through the module
@@ -728,6 +728,7 @@ Connection: close\r
     location /t {
         xray on;
         xray_propagate both;
+        add_header X-Traceparent "[$xray_traceparent]";
         proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
     }
 --- request
@@ -741,12 +742,102 @@ Connection: close\r
 X-Amzn-Trace-Id: Root=1-00000000-000000000000000000000000;Parent=[0-9a-f]{16};Sampled=1\r
 \r
 \z
+--- response_headers
+X-Traceparent: []
 --- no_error_log
 [error]
 
 
 
-=== TEST 17: xray_trace_formats: only xray and w3c, each once
+=== TEST 17: $xray_traceparent is what goes upstream; empty without a trace
+--- http_config
+    xray_sampling_rules $TEST_NGINX_HTML_DIR/never.json;
+--- config
+    location /t {
+        xray on;
+        xray_trace_formats w3c;
+        xray_propagate w3c;
+        add_header X-Traceparent "[$xray_traceparent]";
+        add_header X-Upstream-Id "[$xray_upstream_id]";
+        proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
+    }
+--- request eval
+["GET /t", "GET /t"]
+--- more_headers eval
+["traceparent: $::TP", ""]
+--- response_body_like eval
+[qr{traceparent: 00-$::T-[0-9a-f]{16}-00\r\n}, qr{\A(?!.*traceparent)}s]
+--- response_headers_like eval
+["X-Traceparent: \\[00-$::T-[0-9a-f]{16}-00\\]", "X-Traceparent: \\[\\]"]
+--- no_error_log
+[error]
+
+
+
+=== TEST 18: $xray_traceparent equals the forwarded traceparent, parent = $xray_upstream_id
+--- http_config
+    xray_sampling_rules $TEST_NGINX_HTML_DIR/always.json;
+--- config
+    location /t {
+        xray on;
+        xray_propagate both;
+        add_header X-Traceparent $xray_traceparent;
+        add_header X-Upstream-Id $xray_upstream_id;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
+    }
+--- request
+GET /t
+--- more_headers eval
+"X-Amzn-Trace-Id: $::XR"
+--- response_body_like eval
+qr{traceparent: 00-$::RW-[0-9a-f]{16}-01\r\n}
+--- raw_response_headers_like eval
+qr{X-Traceparent: 00-$::RW-([0-9a-f]{16})-01\r\nX-Upstream-Id: \1\r\n}
+--- no_error_log
+[error]
+
+
+
+=== TEST 19: xray_cors lists traceparent and tracestate where W3C is read, and only there
+--- config
+    location /w3c {
+        xray on;
+        xray_cors on;
+        xray_trace_formats xray w3c;
+        add_header Access-Control-Allow-Origin https://app.example.com;
+        add_header Access-Control-Allow-Headers Content-Type;
+        return 204;
+    }
+    location /xray {
+        xray on;
+        xray_cors on;
+        add_header Access-Control-Allow-Origin https://app.example.com;
+        add_header Access-Control-Allow-Headers Content-Type;
+        return 204;
+    }
+--- request eval
+["OPTIONS /w3c", "OPTIONS /xray", "GET /w3c"]
+--- more_headers eval
+[("Origin: https://app.example.com
+Access-Control-Request-Method: GET
+Access-Control-Request-Headers: traceparent, tracestate") x 2,
+"Origin: https://app.example.com"]
+--- error_code eval
+[204, 204, 204]
+--- raw_response_headers_like eval
+[qr{\r\nAccess-Control-Allow-Headers: Content-Type, X-Amzn-Trace-Id, traceparent, tracestate\r\n},
+ qr{\r\nAccess-Control-Allow-Headers: Content-Type, X-Amzn-Trace-Id\r\n},
+ qr{\r\nAccess-Control-Expose-Headers: X-Amzn-Trace-Id, traceparent, tracestate\r\n}]
+--- response_headers eval
+["Access-Control-Allow-Origin: https://app.example.com",
+ "Access-Control-Allow-Origin: https://app.example.com",
+ "Access-Control-Allow-Origin: https://app.example.com"]
+--- no_error_log
+[error]
+
+
+
+=== TEST 20: xray_trace_formats: only xray and w3c, each once
 --- config
     location /t {
         xray_trace_formats xray b3;
@@ -757,7 +848,7 @@ qr{\[emerg\] .*\Qinvalid value "b3" in "xray_trace_formats" directive, it must b
 
 
 
-=== TEST 18: xray_trace_formats: a format named twice
+=== TEST 21: xray_trace_formats: a format named twice
 --- config
     location /t {
         xray_trace_formats w3c w3c;
@@ -768,7 +859,7 @@ qr{\[emerg\] .*\Q"w3c" named twice in "xray_trace_formats" directive\E}
 
 
 
-=== TEST 19: xray_propagate: xray, w3c or both
+=== TEST 22: xray_propagate: xray, w3c or both
 --- config
     location /t {
         xray_propagate all;
@@ -779,7 +870,7 @@ qr{\[emerg\] .*\Qinvalid value "all" in "xray_propagate" directive, it must be "
 
 
 
-=== TEST 20: counters: conflicts, W3C drops, the format of each context
+=== TEST 23: counters: conflicts, W3C drops, the format of each context
 --- http_config
     xray_sampling_rules $TEST_NGINX_HTML_DIR/never.json;
 --- config
@@ -820,7 +911,7 @@ nginx_xray_w3c_dropped_total\{header="tracestate"\} 1
 
 
 
-=== TEST 21: corpus: the module against OpenTelemetry's propagators, case by case
+=== TEST 24: corpus: the module against OpenTelemetry's propagators, case by case
 --- http_config
     xray_daemon 127.0.0.1:$TEST_NGINX_XRAY_DAEMON_PORT flush=20ms;
     xray_sampling_rules $TEST_NGINX_HTML_DIR/never.json;
