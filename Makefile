@@ -104,7 +104,8 @@ deps-e2e:
 	@scripts/install-deps.sh $(DEPS_E2E)
 
 # playwright-core as e2e/package-lock.json pins it; no browser download:
-# the test drives /usr/bin/chromium
+# the tests drive /usr/bin/chromium.  The W3C test's page is OpenTelemetry
+# Web from the same lock file, bundled by esbuild when the test starts
 e2e/node_modules/.package-lock.json: e2e/package.json e2e/package-lock.json
 	npm ci --prefix e2e --no-audit --no-fund
 
@@ -121,7 +122,8 @@ oracle: deps-oracle
 	node t/oracle/propagate.mjs t/oracle/corpus.json
 
 e2e: module deps-e2e e2e/node_modules/.package-lock.json
-	E2E_MODULE=$(MODULE) E2E_NGINX=$(NGINX_BIN) node --test e2e/browser.test.mjs
+	E2E_MODULE=$(MODULE) E2E_NGINX=$(NGINX_BIN) \
+	    node --test e2e/browser.test.mjs e2e/w3c.test.mjs
 
 test: module unit e2e sampling-oracle deps-oracle
 	$(PROVE_ENV) prove $(PROVE_INC) t/
