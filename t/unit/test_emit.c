@@ -201,7 +201,7 @@ static void
 test_good(void)
 {
     size_t              i;
-    char                err[XRAY_EMIT_ERR_LEN];
+    char                err[XRAY_DAEMON_ERR_LEN];
     xray_daemon_addr_t  a;
     const t_good_t     *t;
 
@@ -231,7 +231,7 @@ static void
 test_bad(void)
 {
     size_t               i;
-    char                 err[XRAY_EMIT_ERR_LEN];
+    char                 err[XRAY_DAEMON_ERR_LEN];
     xray_daemon_addr_t   a, before;
     const t_bad_t       *t;
 
@@ -258,7 +258,7 @@ static void
 test_bad_edges(void)
 {
     int                 rc;
-    char                err[XRAY_EMIT_ERR_LEN], small[16], in[300];
+    char                err[XRAY_DAEMON_ERR_LEN], small[16], in[300];
     xray_daemon_addr_t  a;
 
     /* the length rules, not a NUL: "127.0.0.1:2000" plus a NUL and more */
@@ -302,7 +302,7 @@ static void
 test_resolve(void)
 {
     int                   rc;
-    char                  err[XRAY_EMIT_ERR_LEN];
+    char                  err[XRAY_DAEMON_ERR_LEN];
     socklen_t             len;
     struct sockaddr_in   *sin;
     struct sockaddr_in6  *sin6;
