@@ -3,6 +3,7 @@
  * time, the generator's output is spread as expected.
  */
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "tap.h"
@@ -30,7 +31,8 @@ main(void)
 {
     int            i, k, distinct, in_range, below_half, bits[64], ok_bits;
     double         u;
-    uint64_t       v, prev;
+    char           hex[XRAY_TRACE_ID_LEN + 1];
+    uint64_t       v, w, prev;
     xray_rng_t     rng, a, b;
     unsigned char  id[XRAY_ID_LEN], id2[XRAY_ID_LEN];
     unsigned char  trace[XRAY_TRACE_ID_LEN];
@@ -54,6 +56,26 @@ main(void)
     xray_rng_seed_fixed(&a, 42);
     xray_rng_seed_fixed(&b, 42);
     ok(xray_rng_next(&a) == xray_rng_next(&b), "a fixed seed repeats");
+
+    /* ids are the generator's numbers in hex, most significant digit first */
+    ok_bits = 1;
+
+    for (i = 0; i < 1000; i++) {
+        v = xray_rng_next(&b);
+        xray_id_segment(&a, id);
+        snprintf(hex, sizeof(hex), "%016llx", (unsigned long long) v);
+        ok_bits &= (v == 0 || memcmp(id, hex, XRAY_ID_LEN) == 0);
+
+        v = xray_rng_next(&b);
+        w = xray_rng_next(&b);
+        xray_id_trace(&a, (time_t) 0x5759e988, trace);
+        snprintf(hex, sizeof(hex), "1-5759e988-%08llx%016llx",
+                 (unsigned long long) (v & 0xffffffff),
+                 (unsigned long long) w);
+        ok_bits &= (memcmp(trace, hex, XRAY_TRACE_ID_LEN) == 0);
+    }
+
+    ok(ok_bits, "ids are the generator's numbers in lowercase hex");
 
     xray_rng_seed_fixed(&a, 0);
     ok(xray_rng_next(&a) != 0 || xray_rng_next(&a) != 0,
