@@ -64,7 +64,10 @@ static unsigned xray_reserved_key(const unsigned char *key, size_t len);
 static unsigned xray_reserved_prefix(const unsigned char *p, size_t n,
     const unsigned char **val);
 static uint32_t xray_lower4(const unsigned char *p);
+static int xray_header_canonical(const unsigned char *value, size_t len,
+    xray_trace_ctx_t *ctx);
 static int xray_hex_valid(const unsigned char *p, size_t len);
+static int xray_hex8(const unsigned char *p);
 static int xray_key_eq(const unsigned char *a, const unsigned char *b,
     size_t len);
 static unsigned char *xray_copy(unsigned char *dst, const void *src,
@@ -151,6 +154,10 @@ xray_header_parse(const unsigned char *value, size_t len,
     /* before any pointer arithmetic on value, which may be NULL */
     if (len == 0) {
         return XRAY_HEADER_EMPTY;
+    }
+
+    if (xray_header_canonical(value, len, ctx)) {
+        return XRAY_HEADER_OK;
     }
 
     st.seen = 0;
@@ -317,6 +324,83 @@ xray_header_parse(const unsigned char *value, size_t len,
     }
 
     return XRAY_HEADER_OK;
+}
+
+
+/*
+ * The header as X-Ray services and SDKs write it, with nothing around the
+ * fields: "Root=1-<8 hex>-<24 hex>", then optionally ";Parent=<16 hex>",
+ * then optionally ";Sampled=<0|1|?>", and nothing else.  Recognised with a
+ * few compares and the hex checks a word at a time, and described exactly
+ * as the general loop would (the same spans into value).  Returns 0, with
+ * ctx untouched, for anything else: the general loop then decides.
+ */
+
+static int
+xray_header_canonical(const unsigned char *value, size_t len,
+    xray_trace_ctx_t *ctx)
+{
+    const unsigned char  *p, *end, *parent;
+    xray_sampled_e        sampled;
+
+    if (len < sizeof("Root=") - 1 + XRAY_TRACE_ID_LEN
+        || memcmp(value, "Root=1-", sizeof("Root=1-") - 1) != 0
+        || value[15] != '-'
+        || !xray_hex8(value + 7)
+        || !xray_hex8(value + 16)
+        || !xray_hex8(value + 24)
+        || !xray_hex8(value + 32))
+    {
+        return 0;
+    }
+
+    p = value + sizeof("Root=") - 1 + XRAY_TRACE_ID_LEN;
+    end = value + len;
+    parent = NULL;
+    sampled = XRAY_SAMPLED_NONE;
+
+    if (end - p >= (ptrdiff_t) (sizeof(";Parent=") - 1 + XRAY_ID_LEN)
+        && memcmp(p, ";Parent=", sizeof(";Parent=") - 1) == 0)
+    {
+        p += sizeof(";Parent=") - 1;
+
+        if (!xray_hex8(p) || !xray_hex8(p + 8)) {
+            return 0;
+        }
+
+        parent = p;
+        p += XRAY_ID_LEN;
+    }
+
+    if (end - p == sizeof(";Sampled=0") - 1
+        && memcmp(p, ";Sampled=", sizeof(";Sampled=") - 1) == 0)
+    {
+        switch (p[sizeof(";Sampled=") - 1]) {
+        case '0':
+            sampled = XRAY_SAMPLED_NO;
+            break;
+        case '1':
+            sampled = XRAY_SAMPLED_YES;
+            break;
+        case '?':
+            sampled = XRAY_SAMPLED_REQUESTED;
+            break;
+        default:
+            return 0;
+        }
+
+        p = end;
+    }
+
+    if (p != end) {
+        return 0;
+    }
+
+    ctx->root = value + sizeof("Root=") - 1;
+    ctx->parent = parent;
+    ctx->sampled = sampled;
+
+    return 1;
 }
 
 
@@ -705,6 +789,21 @@ xray_lower4(const unsigned char *p)
 
 #define xray_in_range(x, lo, hi)                                             \
     (((x) + (0x80 - (lo)) * XRAY_ONES) & ~((x) + (0x7f - (hi)) * XRAY_ONES))
+
+/* 1 if the eight bytes at p are hex digits, either case */
+
+static inline int
+xray_hex8(const unsigned char *p)
+{
+    uint64_t  x, y;
+
+    memcpy(&x, p, sizeof(uint64_t));
+    y = x | 0x20 * XRAY_ONES;
+
+    return ((x | ~(xray_in_range(x, '0', '9') | xray_in_range(y, 'a', 'f')))
+            & XRAY_HIGH) == 0;
+}
+
 
 static int
 xray_hex_valid(const unsigned char *p, size_t len)

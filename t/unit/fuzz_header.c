@@ -5,10 +5,12 @@
  *     t/unit/fuzz_header.c src/xray_header.c -o /tmp/fuzz_header
  * /tmp/fuzz_header -max_total_time=60 t/unit/corpus/header
  *
- * Any parse result must leave memory alone and be the result of the simple
- * reference in header_ref.h, with the same kept fields; an accepted header
- * must hold a valid Root, a hex Parent, kept spans inside the input, and
- * must format to a clean value that parses back to the same trace.
+ * Any parse result must leave memory alone, be the result of the simple
+ * reference in header_ref.h, with the same kept fields, and be the same
+ * with a space before the value (the general loop, never the canonical
+ * fast path); an accepted header must hold a valid Root, a hex Parent,
+ * kept spans inside the input, and must format to a clean value that
+ * parses back to the same trace.
  */
 
 #include <stdint.h>
@@ -114,6 +116,35 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     s = xray_header_strerror(rc);
     check(s != NULL && s[0] != '\0');
+
+    /*
+     * a leading space sends any header through the general loop: the
+     * canonical form's fast path must agree with it
+     */
+
+    if (size < XRAY_HEADER_MAX_LEN) {
+        out = malloc(size + 1);
+        if (out == NULL) {
+            return 0;
+        }
+
+        out[0] = ' ';
+        if (size > 0) {
+            memcpy(out + 1, data, size);
+        }
+
+        check(xray_header_parse(out, size + 1, &ctx2) == rc);
+
+        if (rc == XRAY_HEADER_OK) {
+            check(ctx2.root - out == ctx.root - data + 1);
+            check((ctx.parent == NULL) == (ctx2.parent == NULL));
+            check(ctx.parent == NULL
+                  || ctx2.parent - out == ctx.parent - data + 1);
+            check_same(&ctx, &ctx2);
+        }
+
+        free(out);
+    }
 
     if (rc != XRAY_HEADER_OK) {
         return 0;

@@ -837,6 +837,46 @@ diff_one(const unsigned char *in, size_t len, size_t *bad)
 }
 
 
+/*
+ * The canonical form ("Root=...;Parent=...;Sampled=x") has a fast path;
+ * a leading space sends the same header through the general loop, which
+ * must say exactly the same, for the form and for every one-byte change,
+ * cut and extension of it.
+ */
+
+static int
+same_parse(const unsigned char *in, size_t len)
+{
+    unsigned char     *spaced;
+    xray_header_rc_e   rc1, rc2;
+    xray_trace_ctx_t   c1, c2;
+    int                same;
+
+    spaced = malloc(len + 1);
+    spaced[0] = ' ';
+    memcpy(spaced + 1, in, len);
+
+    rc1 = xray_header_parse(in, len, &c1);
+    rc2 = xray_header_parse(spaced, len + 1, &c2);
+
+    same = (rc1 == rc2);
+
+    if (same && rc1 == XRAY_HEADER_OK) {
+        same = c1.root - in == c2.root - (spaced + 1)
+               && (c1.parent == NULL) == (c2.parent == NULL)
+               && (c1.parent == NULL
+                   || c1.parent - in == c2.parent - (spaced + 1))
+               && c1.sampled == c2.sampled
+               && c1.nkept == c2.nkept
+               && c1.kept_len == c2.kept_len;
+    }
+
+    free(spaced);
+
+    return same;
+}
+
+
 static void
 test_reference_cases(void)
 {
@@ -1121,10 +1161,74 @@ test_reference_generated(void)
 }
 
 
+static void
+test_canonical(void)
+{
+    size_t          i, j, k, n, len, bad;
+    unsigned char   buf[128];
+
+    static const char  *forms[] = {
+        "Root=" R ";Parent=" P ";Sampled=1",
+        "Root=" R ";Parent=" P ";Sampled=0",
+        "Root=" R ";Parent=" P ";Sampled=?",
+        "Root=" R ";Parent=" P,
+        "Root=" R ";Sampled=1",
+        "Root=" R,
+        "Root=1-5759E988-BD862E3FE1BE46A994272793;Parent=53995C3F42CD8AD8"
+        ";Sampled=1"
+    };
+
+    static const unsigned char  subst[] = {
+        '0', '9', 'a', 'f', 'g', 'A', 'F', 'G', '/', ':', '@', '`',
+        '-', ';', '=', ' ', '\t', ',', 'R', 'r', 'x', 0x00, 0x7f, 0x80,
+        0xff
+    };
+
+    bad = 0;
+    n = 0;
+
+    for (i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        len = strlen(forms[i]);
+
+        memcpy(buf, forms[i], len);
+        bad += !same_parse(buf, len);
+        n++;
+
+        /* cut short, and extended by one byte */
+
+        for (j = 0; j < len; j++) {
+            bad += !same_parse(buf, j);
+            n++;
+        }
+
+        for (k = 0; k < sizeof(subst); k++) {
+            buf[len] = subst[k];
+            bad += !same_parse(buf, len + 1);
+            n++;
+        }
+
+        /* every byte changed */
+
+        for (j = 0; j < len; j++) {
+            for (k = 0; k < sizeof(subst); k++) {
+                memcpy(buf, forms[i], len);
+                buf[j] = subst[k];
+                bad += !same_parse(buf, len);
+                n++;
+            }
+        }
+    }
+
+    is_int(bad, 0, "canonical fast path: the general parse agrees on %zu "
+           "variants", n);
+}
+
+
 int
 main(void)
 {
     test_valid();
+    test_canonical();
     test_kept_spans();
     test_bad();
     test_every_byte();
