@@ -32,6 +32,10 @@ static const char  xray_digits[] =
     "8081828384858687888990919293949596979899";
 
 
+static unsigned char *xray_fmt_decimals(unsigned char *p, uint32_t f,
+    int digits);
+
+
 /*
  * XRAY_CH_* of every byte.  JSON: 0x20..0x7f but '"' and '\'.  The segment
  * schema's: NAME: letters, digits, ' ' and _ . : / % & # = + - @.  AKEY:
@@ -74,6 +78,10 @@ xray_json_escape(unsigned char *dst, size_t size, const unsigned char *src,
 void
 xray_out_init(xray_out_t *o, unsigned char *buf, size_t size)
 {
+    o->sec = (uint64_t) -1;
+    o->sec_len = 0;
+    memset(o->sec_text, '0', XRAY_UINT_LEN);
+
     if (buf == NULL) {
         /* no arithmetic on a NULL buffer: it is simply full */
         o->pos = xray_nowhere;
@@ -177,13 +185,39 @@ xray_fmt_uint(unsigned char *p, uint64_t v)
 unsigned char *
 xray_fmt_frac(unsigned char *p, uint64_t v, uint64_t unit, int digits)
 {
+    p = xray_fmt_uint(p, v / unit);
+
+    return xray_fmt_decimals(p, (uint32_t) (v % unit), digits);
+}
+
+
+unsigned char *
+xray_fmt_time(xray_out_t *o, unsigned char *p, uint64_t us)
+{
+    uint64_t  sec;
+
+    sec = us / 1000000;
+
+    if (sec != o->sec) {
+        o->sec_len = xray_fmt_uint(o->sec_text, sec) - o->sec_text;
+        o->sec = sec;
+    }
+
+    /* all of sec_text, a fixed size: p has room for the longest */
+    memcpy(p, o->sec_text, XRAY_UINT_LEN);
+
+    return xray_fmt_decimals(p + o->sec_len, (uint32_t) (us % 1000000), 6);
+}
+
+
+/* '.' and f in exactly digits digits (at most 6) at p; returns the end */
+
+static unsigned char *
+xray_fmt_decimals(unsigned char *p, uint32_t f, int digits)
+{
     int             i;
     size_t          d;
-    uint32_t        f;
     unsigned char  *end;
-
-    p = xray_fmt_uint(p, v / unit);
-    f = (uint32_t) (v % unit);
 
     *p++ = '.';
     end = p + digits;

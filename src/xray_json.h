@@ -36,6 +36,15 @@ typedef struct {
     unsigned char  *pos;
     unsigned char  *end;
     unsigned        full;               /* something did not fit */
+
+    /*
+     * The seconds of the last time written (xray_fmt_time()), in decimal:
+     * the start and end times of a segment and its subsegments nearly
+     * always share them.
+     */
+    uint64_t        sec;                /* (uint64_t) -1: none yet */
+    size_t          sec_len;
+    unsigned char   sec_text[XRAY_UINT_LEN];
 } xray_out_t;
 
 
@@ -62,6 +71,13 @@ void xray_out_full(xray_out_t *o);
 unsigned char *xray_fmt_uint(unsigned char *p, uint64_t v);
 unsigned char *xray_fmt_frac(unsigned char *p, uint64_t v, uint64_t unit,
     int digits);
+/*
+ * Microseconds since the epoch as seconds with six decimals, as
+ * xray_fmt_frac(p, us, 1000000, 6) writes them, at p, which has
+ * XRAY_FRAC_LEN bytes; the seconds are formatted once for the times of o
+ * that share them.
+ */
+unsigned char *xray_fmt_time(xray_out_t *o, unsigned char *p, uint64_t us);
 
 size_t xray_json_safe(const unsigned char *s, size_t len);
 void xray_put_escaped(xray_out_t *o, const unsigned char *s, size_t len,

@@ -406,14 +406,14 @@ xray_put_times(xray_out_t *o, uint64_t start, uint64_t end,
     p = s;
 
     xray_cpy_lit(p, ",\"start_time\":");
-    p = xray_fmt_frac(p, start, 1000000, 6);
+    p = xray_fmt_time(o, p, start);
 
     if (in_progress) {
         xray_cpy_lit(p, ",\"in_progress\":true");
 
     } else {
         xray_cpy_lit(p, ",\"end_time\":");
-        p = xray_fmt_frac(p, end, 1000000, 6);
+        p = xray_fmt_time(o, p, end);
     }
 
     xray_commit(o, tmp, s, p);

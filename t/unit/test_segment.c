@@ -1074,6 +1074,25 @@ test_names(void)
            "name: subsegment default, attempt sanitised, 429 attempt");
     dump("subsegment_names", out, n);
 
+    /* times whose seconds change, and change back, in one document */
+    sub.start = 9999999;
+    sub.end = 10000000;
+    at.start = 9000001;
+    at.end = 1465379208100000ULL;
+    n = xray_subsegment_write(out, sizeof(out), &sub, U(R), U(ID));
+    is_mem(out, n,
+           "{\"name\":\"upstream\",\"id\":\"" SUB "\","
+           "\"trace_id\":\"" R "\",\"parent_id\":\"" ID "\","
+           "\"type\":\"subsegment\",\"start_time\":9.999999,"
+           "\"end_time\":10.000000,\"namespace\":\"remote\","
+           "\"subsegments\":[{\"name\":\"2001:db8::1:443\","
+           "\"id\":\"" A1 "\",\"start_time\":9.000001,"
+           "\"end_time\":1465379208.100000,\"namespace\":\"remote\","
+           "\"http\":{\"response\":{\"status\":429}},"
+           "\"error\":true,\"throttle\":true,"
+           "\"metadata\":{\"nginx\":{\"header_time\":0.000}}}]}",
+           "times: seconds of other lengths, changing back and forth");
+
     at.peer = sp("()");
     at.status = 0;
     at.header_time = -1;
