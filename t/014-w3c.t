@@ -264,7 +264,7 @@ __DATA__
 
 === TEST 1: default (X-Ray only): traceparent and tracestate pass untouched, as before
 --- http_config
-    xray_sampling_rules $TEST_NGINX_HTML_DIR/always.json;
+    xray_sampling_rules $TEST_NGINX_HTML_DIR/never.json;
 --- config
     location /t {
         xray on;
@@ -282,7 +282,7 @@ Host: 127\.0\.0\.1:\d+\r
 Connection: close\r
 traceparent: 00-$::T-$::S-01\r
 tracestate: rojo=1, congo=2\r
-X-Amzn-Trace-Id: Root=$::R;Parent=(?!$::P)[0-9a-f]{16};Sampled=1\r
+X-Amzn-Trace-Id: Root=$::R;Parent=(?!$::P)[0-9a-f]{16};Sampled=0\r
 \r
 \z}
 --- no_error_log
