@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -30,6 +31,9 @@ typedef struct {
 
 static int xray_rules_build(xray_rules_ctx_t *ctx, const cJSON *root,
     xray_rules_t *rules);
+static int xray_rules_unique(xray_rules_ctx_t *ctx, const cJSON *item,
+    const char *where);
+static int xray_rules_key_cmp(const void *a, const void *b);
 static int xray_rules_rule(xray_rules_ctx_t *ctx, const cJSON *item,
     xray_rule_t *rule, const xray_rule_t *prev, size_t nprev);
 static int xray_rules_default_rule(xray_rules_ctx_t *ctx, const cJSON *item,
@@ -106,7 +110,12 @@ xray_rules_parse(xray_rules_t *rules, const char *json, size_t len,
     ctx.n = 0;
     ctx.description = NULL;
 
-    rc = xray_rules_build(&ctx, root, rules);
+    /* a document that is no object is refused by xray_rules_build() */
+    rc = cJSON_IsObject(root) ? xray_rules_unique(&ctx, root, NULL) : 0;
+
+    if (rc == 0) {
+        rc = xray_rules_build(&ctx, root, rules);
+    }
 
     cJSON_Delete(root);
 
@@ -344,6 +353,124 @@ xray_rules_build(xray_rules_ctx_t *ctx, const cJSON *root,
     rules->version = ctx->version;
 
     return 0;
+}
+
+
+/*
+ * Refuses an object that names a key twice, at any depth: JSON readers
+ * disagree on which copy wins (cJSON takes the first, most others the last),
+ * so the operator could not tell which value applies.  where is "rule N",
+ * "\"default\"" or NULL at the top level, for the message.
+ */
+
+static int
+xray_rules_unique(xray_rules_ctx_t *ctx, const cJSON *item, const char *where)
+{
+    char          label[sizeof("rule 18446744073709551615")];
+    char          quoted[XRAY_RULES_QUOTE_MAX * 4 + sizeof("...")];
+    size_t        n, i;
+    const char  **keys;
+    const cJSON  *child;
+
+    if (cJSON_IsArray(item)) {
+        i = 0;
+
+        cJSON_ArrayForEach(child, item) {
+            i++;
+
+            if (where == NULL && cJSON_IsObject(child)) {
+                /* only the top-level "rules" array reaches here unlabelled */
+                snprintf(label, sizeof(label), "rule %lu", (unsigned long) i);
+
+                if (xray_rules_unique(ctx, child, label) != 0) {
+                    return -1;
+                }
+
+                continue;
+            }
+
+            if (xray_rules_unique(ctx, child, where) != 0) {
+                return -1;
+            }
+        }
+
+        return 0;
+    }
+
+    if (!cJSON_IsObject(item)) {
+        return 0;
+    }
+
+    n = 0;
+
+    cJSON_ArrayForEach(child, item) {
+        n++;
+    }
+
+    if (n > 1) {
+        keys = ctx->alloc(ctx->alloc_data, n * sizeof(const char *));
+        if (keys == NULL) {
+            return xray_rules_error(ctx->err, "out of memory");
+        }
+
+        i = 0;
+
+        cJSON_ArrayForEach(child, item) {
+            keys[i++] = child->string ? child->string : "";
+        }
+
+        qsort(keys, n, sizeof(const char *), xray_rules_key_cmp);
+
+        for (i = 1; i < n; i++) {
+            if (strcmp(keys[i - 1], keys[i]) != 0) {
+                continue;
+            }
+
+            xray_rules_quote(quoted, keys[i]);
+
+            return xray_rules_error(ctx->err, "duplicate key \"%s\"%s%s",
+                                    quoted, where ? " in " : "",
+                                    where ? where : "");
+        }
+    }
+
+    cJSON_ArrayForEach(child, item) {
+
+        if (where != NULL) {
+            if (xray_rules_unique(ctx, child, where) != 0) {
+                return -1;
+            }
+
+            continue;
+        }
+
+        /* the top level: label what is below it */
+
+        if (child->string && strcmp(child->string, "rules") == 0
+            && cJSON_IsArray(child))
+        {
+            if (xray_rules_unique(ctx, child, NULL) != 0) {
+                return -1;
+            }
+
+        } else if (xray_rules_unique(ctx, child,
+                                     child->string
+                                     && strcmp(child->string, "default") == 0
+                                     ? "\"default\"" : "the document")
+                   != 0)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+xray_rules_key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *) a, *(const char *const *) b);
 }
 
 

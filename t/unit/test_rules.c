@@ -470,6 +470,20 @@ test_errors(void)
         { "{\"version\":2," T_DEF "} x", "invalid JSON near offset 54" },
         { "{\"version\":2," T_DEF "}}", "invalid JSON near offset 53" },
         { "[]", "the rules document must be a JSON object" },
+        { "{\"version\":2,\"version\":1," T_DEF "}",
+          "duplicate key \"version\"" },
+        { "{\"version\":2,\"rules\":[{" T_RULE "},{" T_RULE ",\"rate\":1}],"
+          T_DEF "}",
+          "duplicate key \"rate\" in rule 2" },
+        { "{\"version\":2,\"default\":{\"fixed_target\":1,\"rate\":0.1,"
+          "\"rate\":1}}",
+          "duplicate key \"rate\" in \"default\"" },
+        { "{\"version\":2,\"x\":[{\"a\":1,\"b\":{\"c\\u0001\":1,"
+          "\"c\\u0001\":2}}]," T_DEF "}",
+          "duplicate key \"c\\x01\" in the document" },
+        { "{\"version\":2,\"rules\":[{\"description\":\"d\"," T_RULE ","
+          "\"x\":{\"k\":1,\"k\":1}}]," T_DEF "}",
+          "duplicate key \"k\" in rule 1" },
         { "\"x\"", "the rules document must be a JSON object" },
         { "{" T_DEF "}", "\"version\" must be 1 or 2" },
         { "{\"version\":3," T_DEF "}", "\"version\" must be 1 or 2" },
@@ -818,7 +832,8 @@ test_alloc_failure(void)
     t_pool_free(&pool);
 
     is_int(rc, 0, "allocation counting run parses");
-    is_int(total, 13, "13 allocations: array and 4 strings per rule");
+    is_int(total, 17, "17 allocations: array and 4 strings per rule, "
+           "and the key list of each object with several keys");
 
     for (k = 0; k < total; k++) {
         t_pool_init(&pool, k);
