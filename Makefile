@@ -18,7 +18,7 @@ DEPS_BUILD := nginx nginx-dev libcjson-dev libpcre2-dev libssl-dev zlib1g-dev \
 DEPS_TEST  := libtest-base-perl libtest-longstring-perl liblist-moreutils-perl \
               libtext-diff-perl liburi-perl libhttp-message-perl libwww-perl \
               libipc-run-perl libjson-pp-perl python3 python3-jsonschema \
-              python3-aws-xray-sdk python3-botocore ca-certificates
+              python3-aws-xray-sdk python3-botocore ca-certificates curl
 DEPS_FUZZ  := clang libclang-rt-14-dev
 # the browser test drives Debian's Chromium with playwright-core from npm
 DEPS_E2E   := chromium
