@@ -9,6 +9,9 @@
 #include "xray_json.h"
 
 
+static int xray_json_grammar(const unsigned char *p, size_t len);
+
+
 /* where a NULL output buffer points: nothing ever fits, nothing is written */
 
 static unsigned char  xray_nowhere[1];
@@ -450,10 +453,145 @@ xray_utf8_next(const unsigned char *p, size_t len, uint32_t *cp)
 }
 
 
-/* RFC 8259: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+/*
+ * RFC 8259: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, and finite as a
+ * double: JSON readers turn 1e309, or 310 digits, into infinity (JSON has
+ * none, and X-Ray would index something else than what was sent).  An
+ * underflow reads as 0 or a subnormal: finite, allowed.
+ */
 
 int
 xray_json_number(const unsigned char *p, size_t len)
+{
+    int                   neg;
+    long                  e, x;
+    size_t                i, n;
+    const unsigned char  *q, *end;
+
+    /*
+     * the smallest magnitude that rounds to infinity: halfway between
+     * DBL_MAX and 2^1024 (DBL_MAX's mantissa is odd: halfway rounds up),
+     * as the 309 digits of 2^1024 - 2^970; its decimal exponent is 309
+     */
+    static const char     inf[] =
+        "179769313486231580793728971405303415079934132710037826936173778980"
+        "444968292764750946649017977587207096330286416692887910946555547851"
+        "940402630657488671505820681908902000708383676273854845817711531764"
+        "475730270069855571366959622842914819860834936475292719074168444365"
+        "510704342711559699508093042880177904174497792";
+
+    if (!xray_json_grammar(p, len)) {
+        return 0;
+    }
+
+    /*
+     * value = 0.D x 10^e, D the significant digits without leading zeros:
+     * e counts the integer digits from the first significant one (minus the
+     * zeros after the point before it), plus the exponent
+     */
+
+    end = p + len;
+    q = p;
+
+    if (*q == '-') {
+        q++;
+    }
+
+    e = 0;
+    n = 0;      /* significant digits seen */
+
+    for ( /* void */ ; q < end && *q >= '0' && *q <= '9'; q++) {
+        if (n || *q != '0') {
+            n++;
+            e++;
+        }
+    }
+
+    if (q < end && *q == '.') {
+        for (q++; q < end && *q >= '0' && *q <= '9'; q++) {
+            if (n || *q != '0') {
+                n++;
+
+            } else {
+                e--;
+            }
+        }
+    }
+
+    if (n == 0) {
+        return 1;                        /* zero */
+    }
+
+    if (q < end) {                       /* [eE][+-]?digits */
+        q++;
+        neg = (*q == '-');
+
+        if (*q == '+' || *q == '-') {
+            q++;
+        }
+
+        for (x = 0; q < end; q++) {
+            if (x < 100000) {
+                x = x * 10 + (*q - '0');
+            }
+        }
+
+        e += neg ? -x : x;
+    }
+
+    if (e < 309) {
+        return 1;
+    }
+
+    if (e > 309) {
+        return 0;
+    }
+
+    /* e == 309: compare the significant digits with the halfway value */
+
+    i = 0;
+    q = p;
+
+    for ( /* void */ ; q < end && i < sizeof(inf) - 1; q++) {
+        if (*q < '0' || *q > '9') {
+            if (*q == 'e' || *q == 'E') {
+                break;
+            }
+
+            continue;
+        }
+
+        if (i == 0 && *q == '0') {
+            continue;
+        }
+
+        if (*q != inf[i]) {
+            return *q < inf[i];
+        }
+
+        i++;
+    }
+
+    if (i < sizeof(inf) - 1) {
+        /* the rest of D is zeros: smaller unless inf's rest is zeros too */
+        for ( /* void */ ; i < sizeof(inf) - 1; i++) {
+            if (inf[i] != '0') {
+                return 1;
+            }
+        }
+
+        return 0;
+    }
+
+    /* equal so far: any nonzero digit left of D makes it larger */
+    return 0;
+}
+
+
+/* RFC 8259: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+
+static int
+xray_json_grammar(const unsigned char *p, size_t len)
 {
     const unsigned char  *end;
 

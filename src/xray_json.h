@@ -86,7 +86,10 @@ void xray_put_span(xray_out_t *o, const char *key, size_t key_len,
     const xray_span_t *s, size_t max);
 
 size_t xray_utf8_next(const unsigned char *p, size_t len, uint32_t *cp);
-/* 1 if p is a JSON number (RFC 8259) */
+/*
+ * 1 if p is a JSON number (RFC 8259) that a double holds: not one JSON
+ * readers turn into infinity (1e309, 310 digits); underflows are allowed
+ */
 int xray_json_number(const unsigned char *p, size_t len);
 
 /*
