@@ -418,6 +418,14 @@ ngx_http_xray_sampling_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         goto failed;
     }
 
+    /* a directory opens, and its read fails far from the directive */
+    if (!ngx_is_file(&file.info)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" \"%s\" is not a regular file",
+                           &cmd->name, name.data);
+        goto failed;
+    }
+
     /* a rules document is a few kilobytes; refuse anything absurd */
     if (ngx_file_size(&file.info) > 1024 * 1024) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

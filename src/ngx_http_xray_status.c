@@ -82,7 +82,8 @@ static ngx_http_xray_metric_t  ngx_http_xray_metrics[] = {
       NULL, NULL, NGX_HTTP_XRAY_DOCS_QUEUED },
 
     { "nginx_xray_documents_sent_total",
-      "Documents the kernel accepted for the daemon.",
+      "Documents the kernel accepted for the daemon "
+      "(UDP: not proof that the daemon received them).",
       NULL, NULL, NGX_HTTP_XRAY_DOCS_SENT },
 
     { "nginx_xray_sent_bytes_total",

@@ -176,3 +176,14 @@ hello
 --- must_die
 --- error_log eval
 qr{\[emerg\] .*invalid number of arguments in "xray_status" directive}
+
+
+
+=== TEST 5: the help of documents_sent does not claim delivery
+--- config
+    location = /status {
+        xray_status;
+    }
+--- request
+GET /status
+--- response_body_like: (?m)^# HELP nginx_xray_documents_sent_total Documents the kernel accepted for the daemon \(UDP: not proof that the daemon received them\)\.$
