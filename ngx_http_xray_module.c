@@ -22,6 +22,8 @@ static char *ngx_http_xray_daemon(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_xray_daemon_init(ngx_conf_t *cf,
     ngx_http_xray_main_conf_t *xmcf, ngx_str_t *value);
+static char *ngx_http_xray_emit_limit(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_xray_field(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_xray_redact(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -94,6 +96,13 @@ static ngx_command_t  ngx_http_xray_commands[] = {
     { ngx_string("xray_daemon"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_xray_daemon,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("xray_emit_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_xray_emit_limit,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -229,6 +238,9 @@ ngx_module_t  ngx_http_xray_module = {
 
 #define NGX_HTTP_XRAY_DEFAULT_DAEMON    "127.0.0.1:2000"
 
+/* xray_emit_limit: a reservoir word counts up to 2^31 a second on 32 bits */
+#define NGX_HTTP_XRAY_EMIT_LIMIT_MAX    1000000
+
 
 static void *
 ngx_http_xray_create_main_conf(ngx_conf_t *cf)
@@ -253,6 +265,7 @@ ngx_http_xray_create_main_conf(ngx_conf_t *cf)
 
     xmcf->batch = XRAY_EMIT_BATCH_DEFAULT;
     xmcf->flush = 100;
+    xmcf->emit_limit = NGX_CONF_UNSET_UINT;
 
     return xmcf;
 }
@@ -274,6 +287,10 @@ ngx_http_xray_init_main_conf(ngx_conf_t *cf, void *conf)
         if (ngx_http_xray_daemon_init(cf, xmcf, NULL) != NGX_CONF_OK) {
             return NGX_CONF_ERROR;
         }
+    }
+
+    if (xmcf->emit_limit == NGX_CONF_UNSET_UINT) {
+        xmcf->emit_limit = 0;
     }
 
     if (ngx_http_xray_shm_add(cf, xmcf) != NGX_OK) {
@@ -528,6 +545,44 @@ ngx_http_xray_daemon(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return ngx_http_xray_daemon_init(cf, xmcf, &value[1]);
+}
+
+
+/* xray_emit_limit off | number: documents a second for the instance */
+
+static char *
+ngx_http_xray_emit_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_xray_main_conf_t  *xmcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (xmcf->emit_limit != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 3 && ngx_strncmp(value[1].data, "off", 3) == 0) {
+        xmcf->emit_limit = 0;
+        return NGX_CONF_OK;
+    }
+
+    n = ngx_atoi(value[1].data, value[1].len);
+
+    if (n < 1 || n > NGX_HTTP_XRAY_EMIT_LIMIT_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid xray_emit_limit \"%V\": it must be "
+                           "\"off\" or a number of documents a second "
+                           "from 1 to %d",
+                           &value[1], NGX_HTTP_XRAY_EMIT_LIMIT_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    xmcf->emit_limit = (ngx_uint_t) n;
+
+    return NGX_CONF_OK;
 }
 
 

@@ -47,6 +47,7 @@ typedef enum {
     NGX_HTTP_XRAY_CONFLICTS,           /* both, naming different traces */
     NGX_HTTP_XRAY_DROPPED_TRACEPARENT, /* invalid traceparent */
     NGX_HTTP_XRAY_DROPPED_TRACESTATE,  /* invalid tracestate */
+    NGX_HTTP_XRAY_DROPPED_LIMIT,       /* over xray_emit_limit */
     NGX_HTTP_XRAY_NCOUNTERS
 } ngx_http_xray_counter_e;
 
@@ -63,6 +64,7 @@ typedef struct {
     uint32_t                    rules_crc;
     ngx_uint_t                  nrules;
     ngx_atomic_t                counters[NGX_HTTP_XRAY_NCOUNTERS];
+    ngx_atomic_t                emitted;       /* second << shift | count */
     ngx_http_xray_rule_stats_t  rules[XRAY_RULES_MAX];
 } ngx_http_xray_shm_t;
 
@@ -77,6 +79,7 @@ typedef struct {
     ngx_addr_t                  daemon_addr;
     ngx_uint_t                  batch;
     ngx_msec_t                  flush;
+    ngx_uint_t                  emit_limit;    /* documents a second; 0 */
     ngx_uint_t                  enabled;       /* xray on somewhere */
 } ngx_http_xray_main_conf_t;
 
@@ -209,7 +212,7 @@ ngx_int_t ngx_http_xray_status_handler(ngx_http_request_t *r);
 /* ngx_http_xray_shm.c */
 ngx_int_t ngx_http_xray_shm_add(ngx_conf_t *cf,
     ngx_http_xray_main_conf_t *xmcf);
-ngx_uint_t ngx_http_xray_reservoir_take(ngx_http_xray_rule_stats_t *stats,
+ngx_uint_t ngx_http_xray_reservoir_take(ngx_atomic_t *reservoir,
     uint32_t capacity, time_t now);
 
 

@@ -586,7 +586,7 @@ ngx_http_xray_decide(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
 
     (void) ngx_atomic_fetch_add(&stats->matched, 1);
 
-    if (ngx_http_xray_reservoir_take(stats, rule->fixed_target,
+    if (ngx_http_xray_reservoir_take(&stats->reservoir, rule->fixed_target,
                                      ngx_time()))
     {
         (void) ngx_atomic_fetch_add(&stats->by_reservoir, 1);

@@ -38,6 +38,17 @@ ngx_http_xray_emitter_queue(ngx_http_xray_main_conf_t *xmcf, u_char *doc,
 {
     size_t  pending;
 
+    /* the instance's budget: a per-second window shared by the workers */
+
+    if (xmcf->emit_limit
+        && !ngx_http_xray_reservoir_take(&xmcf->shm->emitted,
+                                         (uint32_t) xmcf->emit_limit,
+                                         ngx_time()))
+    {
+        ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_DROPPED_LIMIT);
+        return;
+    }
+
     (void) xray_emitter_queue(ngx_http_xray_emitter, doc, len);
 
     pending = xray_emitter_pending(ngx_http_xray_emitter);

@@ -10,7 +10,8 @@
 /*
  * A reservoir is one atomic word: the wall-clock second in the high half,
  * the number taken during that second in the low half.  One compare-and-swap
- * takes a slot; no lock is ever held.
+ * takes a slot; no lock is ever held.  The emission budget (xray_emit_limit)
+ * is one more such word.
  */
 #define NGX_HTTP_XRAY_RES_SHIFT  (sizeof(ngx_atomic_uint_t) * 4)
 #define NGX_HTTP_XRAY_RES_MASK                                               \
@@ -86,6 +87,8 @@ ngx_http_xray_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         for (i = 0; i < XRAY_RULES_MAX; i++) {
             shm->rules[i].reservoir = now << NGX_HTTP_XRAY_RES_SHIFT;
         }
+
+        shm->emitted = now << NGX_HTTP_XRAY_RES_SHIFT;
     }
 
     xmcf->shm = shm;
@@ -96,8 +99,8 @@ ngx_http_xray_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
 
 ngx_uint_t
-ngx_http_xray_reservoir_take(ngx_http_xray_rule_stats_t *stats,
-    uint32_t capacity, time_t now)
+ngx_http_xray_reservoir_take(ngx_atomic_t *reservoir, uint32_t capacity,
+    time_t now)
 {
     ngx_atomic_int_t   age;
     ngx_atomic_uint_t  old, new, sec, taken, cur;
@@ -109,7 +112,7 @@ ngx_http_xray_reservoir_take(ngx_http_xray_rule_stats_t *stats,
     cur = (ngx_atomic_uint_t) now & NGX_HTTP_XRAY_RES_MASK;
 
     for ( ;; ) {
-        old = stats->reservoir;
+        old = *reservoir;
         sec = old >> NGX_HTTP_XRAY_RES_SHIFT;
         taken = old & NGX_HTTP_XRAY_RES_MASK;
 
@@ -130,7 +133,7 @@ ngx_http_xray_reservoir_take(ngx_http_xray_rule_stats_t *stats,
             new = old + 1;
         }
 
-        if (ngx_atomic_cmp_set(&stats->reservoir, old, new)) {
+        if (ngx_atomic_cmp_set(reservoir, old, new)) {
             return 1;
         }
     }

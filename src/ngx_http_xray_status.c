@@ -99,6 +99,8 @@ static ngx_http_xray_metric_t  ngx_http_xray_metrics[] = {
       "cause", "too_large", NGX_HTTP_XRAY_DROPPED_TOO_LARGE },
     { "nginx_xray_documents_dropped_total", NULL,
       "cause", "send_error", NGX_HTTP_XRAY_DROPPED_OTHER },
+    { "nginx_xray_documents_dropped_total", NULL,
+      "cause", "emit_limit", NGX_HTTP_XRAY_DROPPED_LIMIT },
 
     { NULL, NULL, NULL, NULL, 0 }
 };

@@ -106,6 +106,7 @@ nginx_xray_documents_dropped_total\{cause="socket_buffer_full"\} 0
 nginx_xray_documents_dropped_total\{cause="daemon_unreachable"\} 0
 nginx_xray_documents_dropped_total\{cause="too_large"\} 0
 nginx_xray_documents_dropped_total\{cause="send_error"\} 0
+nginx_xray_documents_dropped_total\{cause="emit_limit"\} 0
 # HELP nginx_xray_rule_matches_total Requests matched by each sampling rule\.
 # TYPE nginx_xray_rule_matches_total counter
 nginx_xray_rule_matches_total\{rule="api"\} 2
