@@ -150,7 +150,8 @@ typedef struct {
     unsigned                    originated:1;
     unsigned                    stream:1;      /* text/event-stream */
     unsigned                    recorded:1;    /* segment written */
-    unsigned                    has_traceparent:1; /* trace id not all 0 */
+    unsigned                    traceparent_tried:1;
+    unsigned                    has_traceparent:1; /* traceparent written */
 } ngx_http_xray_ctx_t;
 
 
@@ -171,6 +172,7 @@ typedef struct {
 ngx_int_t ngx_http_xray_context_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_xray_rng_init(ngx_cycle_t *cycle);
 ngx_http_xray_ctx_t *ngx_http_xray_get_ctx(ngx_http_request_t *r);
+ngx_uint_t ngx_http_xray_traceparent(ngx_http_xray_ctx_t *ctx);
 
 extern ngx_str_t     ngx_http_xray_header_name;
 extern xray_rng_t    ngx_http_xray_rng;

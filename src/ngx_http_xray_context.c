@@ -620,8 +620,9 @@ ngx_http_xray_decide(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
  * the fields kept from the client's header come from tc (NULL: none).
  * traceparent and the client's tracestate ts (NULL: none) are added; the
  * client's own were removed before.  Both carry the same trace and the same
- * parent, the upstream call.  The X-Ray and W3C forms are kept in ctx for
- * the variables, whatever is forwarded.
+ * parent, the upstream call.  The X-Ray form is kept in ctx for the
+ * variables, whatever is forwarded; the W3C form is written only where it is
+ * used (ngx_http_xray_traceparent()).
  */
 
 static ngx_int_t
@@ -631,7 +632,6 @@ ngx_http_xray_forward(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
     u_char                    *p;
     ngx_str_t                  value;
     ngx_http_xray_loc_conf_t  *xlcf;
-    u_char                     id[XRAY_W3C_TRACE_ID_LEN];
 
     xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
 
@@ -645,14 +645,6 @@ ngx_http_xray_forward(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
                                          ctx->sampled ? XRAY_SAMPLED_YES
                                                       : XRAY_SAMPLED_NO,
                                          tc);
-
-    /* an all-zero Root, which X-Ray takes, has no W3C form */
-
-    if (xray_w3c_trace_id_from_root(id, ctx->trace_id)) {
-        xray_traceparent_format(ctx->traceparent, id, ctx->upstream_id,
-                                ctx->sampled);
-        ctx->has_traceparent = 1;
-    }
 
     if (!(xlcf->propagate & NGX_HTTP_XRAY_FORMAT_X)) {
         if (h != NULL
@@ -677,7 +669,8 @@ ngx_http_xray_forward(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
         h->value = ctx->header;
     }
 
-    if (!(xlcf->propagate & NGX_HTTP_XRAY_FORMAT_W) || !ctx->has_traceparent)
+    if (!(xlcf->propagate & NGX_HTTP_XRAY_FORMAT_W)
+        || !ngx_http_xray_traceparent(ctx))
     {
         return NGX_OK;
     }
@@ -711,6 +704,32 @@ ngx_http_xray_forward(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The W3C form of the forwarded context, written on first use: most
+ * locations neither forward nor log it, and it must cost them nothing.
+ * Returns 0 where there is none: an all-zero Root, which X-Ray takes, has
+ * no W3C form.
+ */
+
+ngx_uint_t
+ngx_http_xray_traceparent(ngx_http_xray_ctx_t *ctx)
+{
+    u_char  id[XRAY_W3C_TRACE_ID_LEN];
+
+    if (!ctx->traceparent_tried) {
+        ctx->traceparent_tried = 1;
+
+        if (xray_w3c_trace_id_from_root(id, ctx->trace_id)) {
+            xray_traceparent_format(ctx->traceparent, id, ctx->upstream_id,
+                                    ctx->sampled);
+            ctx->has_traceparent = 1;
+        }
+    }
+
+    return ctx->has_traceparent;
 }
 
 

@@ -54,7 +54,8 @@ ngx_http_xray_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     ctx = ngx_http_xray_get_ctx(r);
 
     if (ctx == NULL || !ctx->traced
-        || (data == NGX_HTTP_XRAY_VAR_TRACEPARENT && !ctx->has_traceparent))
+        || (data == NGX_HTTP_XRAY_VAR_TRACEPARENT
+            && !ngx_http_xray_traceparent(ctx)))
     {
         v->not_found = 1;
         return NGX_OK;
