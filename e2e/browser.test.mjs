@@ -11,81 +11,35 @@
 //     with xray_sse off the same stream arrives in one burst at its end.
 //
 // Run:  node --test e2e/browser.test.mjs      (after `make module`)
-// Env:  E2E_MODULE (default build/ngx_http_xray_module.so), E2E_NGINX
-//       (default /usr/sbin/nginx), E2E_CHROMIUM (default /usr/bin/chromium),
-//       E2E_PORT_BASE (default 3300; ports are taken from BASE..3399),
-//       E2E_KEEP=1 keeps the temporary directory (nginx.conf, logs).
+// Env:  as e2e/lib.mjs (E2E_MODULE, E2E_NGINX, E2E_CHROMIUM, E2E_KEEP);
+//       E2E_PORT_BASE (default 3300; ports are taken from BASE..3399).
 //
-// Everything listens on 127.0.0.1.  The upstream, the page server and the
-// daemon sink run in this process; nginx runs in a process group of its own
-// under a small shell that stops it when this process ends, however it ends
-// (even SIGKILL); Chromium exits when playwright's pipe to it closes; every
-// wait is bounded, and a watchdog ends the run after 120 s.
+// e2e/lib.mjs runs nginx, Chromium, the daemon sink, every bounded wait and
+// a watchdog that ends the run after 120 s.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
-import dgram from 'node:dgram';
 import fs from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { REPO, MODULE, STEP_LIMIT_MS, withTimeout, waitFor, segments, badDatagrams,
+         startServers, startNginx, state, guard, checkBinaries, openPage, tearDown,
+         errorLines } from './lib.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, '..');
-const MODULE = path.resolve(process.env.E2E_MODULE
-                            || path.join(REPO, 'build/ngx_http_xray_module.so'));
-const NGINX = process.env.E2E_NGINX || '/usr/sbin/nginx';
-const CHROMIUM = process.env.E2E_CHROMIUM || '/usr/bin/chromium';
 const PORT_BASE = Number(process.env.E2E_PORT_BASE || 3300);
 const PORT_MAX = 3399;
-const KEEP = process.env.E2E_KEEP === '1';
 
 const SSE_INTERVAL_MS = 300;   // the upstream writes an event this often
 const SSE_PER_CONNECTION = 4;  // ... and closes the stream after this many
 const CLIENT_PARENT = '53995c3f42cd8ad8';
 const RUN_LIMIT_MS = 120_000;  // the whole file, whatever happens
-const STEP_LIMIT_MS = 15_000;  // one page.evaluate / one test
 // waits for an event (a segment at the daemon, a stream's end) end with it;
 // this only bounds one that never comes, generously for a loaded machine
 const EVENT_WAIT_MS = 10_000;
 
-const CHROMIUM_ARGS = [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
-    '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync',
-];
-
 // ---------------------------------------------------------------------------
 // small helpers
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-// for races: a timer that does not keep the process alive once the race is won
-const deadline = (ms) => new Promise((r) => setTimeout(r, ms).unref());
-
-function withTimeout(promise, ms, what) {
-    let timer;
-    return Promise.race([
-        promise,
-        new Promise((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-        }),
-    ]).finally(() => clearTimeout(timer));
-}
-
-async function waitFor(cond, ms, what) {
-    const end = Date.now() + ms;
-    for (;;) {
-        const v = cond();
-        if (v) return v;
-        if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-        await sleep(25);
-    }
-}
 
 function newRoot() {
     const epoch = Math.floor(Date.now() / 1000).toString(16).padStart(8, '0');
@@ -98,35 +52,6 @@ const traceHeader = (root, sampled = '1') =>
 // every X-Amzn-Trace-Id line of a recorded request, exactly as received
 const traceLines = (rec) => rec.rawHeaders
     .filter(([k]) => k.toLowerCase() === 'x-amzn-trace-id').map(([, v]) => v);
-
-// listen on the first free port from PORT_BASE up to PORT_MAX
-async function listenInRange(make, what) {
-    for (let port = PORT_BASE; port <= PORT_MAX; port++) {
-        if (claimed.has(port)) continue;
-        const server = make();
-        const ok = await new Promise((resolve, reject) => {
-            const onError = (e) => {
-                if (e.code === 'EADDRINUSE' || e.code === 'EACCES') resolve(false);
-                else reject(e);
-            };
-            server.once('error', onError);
-            const done = () => { server.off('error', onError); resolve(true); };
-            if (server instanceof dgram.Socket) server.bind(port, '127.0.0.1', done);
-            else server.listen(port, '127.0.0.1', done);
-        });
-        if (ok) { claimed.add(port); return { server, port }; }
-        try { server.close(); } catch { /* never bound */ }
-    }
-    throw new Error(`${what}: no free port in ${PORT_BASE}-${PORT_MAX}`);
-}
-const claimed = new Set();
-
-// a free port for nginx: bind it, note it, let it go; nginx takes it next
-async function freePortForNginx() {
-    const { server, port } = await listenInRange(() => net.createServer(), 'nginx');
-    await new Promise((r) => server.close(r));
-    return port;
-}
 
 // ---------------------------------------------------------------------------
 // the stand-in for a Lambda Function URL: records every request
@@ -293,60 +218,9 @@ function pageHandler(req, res) {
 }
 
 // ---------------------------------------------------------------------------
-// the X-Ray daemon stand-in: drains and decodes what nginx sends
+// nginx: this test's server block (e2e/lib.mjs writes the rest)
 
-const segments = [];  // decoded documents
-const badDatagrams = [];
-
-function onDatagram(msg) {
-    const text = msg.toString('utf8');
-    const nl = text.indexOf('\n');
-    try {
-        const head = JSON.parse(text.slice(0, nl));
-        if (head.format !== 'json' || head.version !== 1) throw new Error('bad header');
-        segments.push(JSON.parse(text.slice(nl + 1)));
-    } catch {
-        badDatagrams.push(text.slice(0, 200));
-    }
-}
-
-// ---------------------------------------------------------------------------
-// nginx
-
-function nginxConf(dir, ports) {
-    const user = process.getuid && process.getuid() === 0 ? 'user root;' : '';
-    return `# generated by e2e/browser.test.mjs
-load_module ${MODULE};
-${user}
-daemon off;
-master_process on;
-worker_processes 1;
-error_log ${dir}/error.log info;
-pid ${dir}/nginx.pid;
-
-events {
-    worker_connections 256;
-}
-
-http {
-    access_log ${dir}/access.log;
-    client_body_temp_path ${dir}/tmp/body;
-    proxy_temp_path ${dir}/tmp/proxy;
-    fastcgi_temp_path ${dir}/tmp/fastcgi;
-    uwsgi_temp_path ${dir}/tmp/uwsgi;
-    scgi_temp_path ${dir}/tmp/scgi;
-
-    xray_sampling_rules ${dir}/sampling-rules.json;
-    xray_daemon 127.0.0.1:${ports.daemon} flush=20ms;
-
-    upstream lambda {
-        server 127.0.0.1:${ports.upstream};
-    }
-
-    server {
-        listen 127.0.0.1:${ports.nginx};
-
-        xray on;
+const SERVER = `        xray on;
         xray_segment_name e2e-edge;
         proxy_buffering on;        # deliberately: xray_sse must cope with it
 
@@ -370,163 +244,33 @@ http {
             xray_sse off;
             proxy_pass http://lambda/;
         }
-    }
-}
 `;
-}
-
-const NGINX_KEEPER = `
-exec 3<&0
-"$@" </dev/null 3<&- &
-nginx=$!
-( cat <&3 >/dev/null; kill -TERM $nginx 2>/dev/null; sleep 3; kill -KILL 0 ) &
-wait $nginx
-[ -z "$E2E_RM_DIR" ] || rm -rf "$E2E_RM_DIR"
-kill -KILL 0
-`;
-
-const state = {};  // everything that must be torn down
-
-function killNginxSync(signal = 'SIGKILL') {
-    const pid = state.nginx?.pid;
-    if (!pid || state.nginxExited) return;
-    try { process.kill(-pid, signal); } catch { /* gone */ }
-}
-
-function removeTmpSync() {
-    if (state.dir && !KEEP) {
-        try { fs.rmSync(state.dir, { recursive: true, force: true }); } catch { /* best effort */ }
-    }
-}
-
-function errorLogTail(n = 30) {
-    try {
-        return fs.readFileSync(path.join(state.dir, 'error.log'), 'utf8')
-            .trimEnd().split('\n').slice(-n).join('\n');
-    } catch { return '(no error.log)'; }
-}
-
-async function startNginx(ports) {
-    const dir = state.dir;
-    for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) fs.mkdirSync(path.join(dir, 'tmp', d), { recursive: true });
-    fs.writeFileSync(path.join(dir, 'sampling-rules.json'),
-        JSON.stringify({ version: 2, rules: [], default: { fixed_target: 0, rate: 1 } }) + '\n');
-    const conf = path.join(dir, 'nginx.conf');
-    fs.writeFileSync(conf, nginxConf(dir, ports));
-
-    const args = ['-p', dir, '-e', path.join(dir, 'error.log'), '-c', conf];
-    // NGINX in the environment is nginx's own (listening sockets handed
-    // over by a binary upgrade): never pass one on
-    const env = { ...process.env };
-    delete env.NGINX;
-    const check = spawnSync(NGINX, [...args, '-t', '-q'], { encoding: 'utf8', timeout: 10_000, env });
-    if (check.status !== 0) {
-        throw new Error(`nginx -t failed (${check.error?.message ?? 'exit ' + check.status}):\n`
-                        + `${check.stderr}${errorLogTail()}`);
-    }
-
-    // nginx under a small shell in a process group of their own: the shell
-    // stops nginx when its standard input (a pipe from this process) closes,
-    // which happens when the test is done *or* dies however it dies; it
-    // gives nginx 3 s, then removes the temporary directory (unless
-    // E2E_KEEP=1) and kills the whole group, itself included
-    const child = spawn('/bin/sh', ['-c', NGINX_KEEPER, 'nginx-keeper', NGINX, ...args],
-                        { detached: true, stdio: ['pipe', 'ignore', 'pipe'],
-                          env: { ...env, E2E_RM_DIR: KEEP ? '' : dir } });
-    state.nginx = child;
-    let stderr = '';
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('exit', () => { state.nginxExited = true; });
-    child.stdin.on('error', () => {});
-
-    const end = Date.now() + 5_000;
-    for (;;) {
-        if (state.nginxExited) throw new Error(`nginx stopped at start:\n${stderr}${errorLogTail()}`);
-        const up = await new Promise((resolve) => {
-            const s = net.connect(ports.nginx, '127.0.0.1');
-            s.setTimeout(500);
-            s.once('connect', () => { s.destroy(); resolve(true); });
-            s.once('error', () => resolve(false));
-            s.once('timeout', () => { s.destroy(); resolve(false); });
-        });
-        if (up) return;
-        if (Date.now() > end) throw new Error(`nginx does not listen on ${ports.nginx} after 5 s:\n${errorLogTail()}`);
-        await sleep(50);
-    }
-}
-
-async function stopNginx() {
-    const child = state.nginx;
-    if (!child || state.nginxExited) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.stdin.end();         // the keeper: SIGTERM to nginx, SIGKILL after 3 s
-    await Promise.race([exited, deadline(5_000)]);
-    killNginxSync('SIGKILL');  // the group, should anything be left of it
-}
 
 // ---------------------------------------------------------------------------
 // set-up and tear-down
 
 const run = { ports: {} };
-
-// last resort: whatever happens, nothing of ours outlives this process
-process.on('exit', () => { killNginxSync('SIGKILL'); removeTmpSync(); });
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-    process.on(sig, () => { killNginxSync('SIGKILL'); removeTmpSync(); process.exit(130); });
-}
-const watchdog = setTimeout(() => {
-    console.error(`# e2e watchdog: the run took over ${RUN_LIMIT_MS / 1000} s; stopping everything`);
-    killNginxSync('SIGKILL');
-    state.browser?.close().catch(() => {});
-    setTimeout(() => process.exit(1), 1_000).unref();
-}, RUN_LIMIT_MS);
-watchdog.unref();
+const watchdog = guard(RUN_LIMIT_MS);
 
 before(async () => {
     const t0 = Date.now();
-    for (const [what, p] of [['nginx module', MODULE], ['nginx', NGINX], ['chromium', CHROMIUM]]) {
-        if (!fs.existsSync(p)) throw new Error(`${what} not found at ${p} (run: make e2e)`);
-    }
+    checkBinaries();
     state.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ngx-xray-e2e-'));
 
-    const nginxPort = await freePortForNginx();
-    const up = await listenInRange(() => http.createServer(upstreamHandler), 'upstream');
-    const pg = await listenInRange(() => http.createServer(pageHandler), 'page server');
-    const dm = await listenInRange(() => dgram.createSocket('udp4'), 'daemon sink');
-    state.upstream = up.server;
-    state.page = pg.server;
-    state.daemon = dm.server;
-    dm.server.on('message', onDatagram);
-    run.ports = { upstream: up.port, page: pg.port, daemon: dm.port, nginx: nginxPort };
+    run.ports = await startServers(PORT_BASE, PORT_MAX, upstreamHandler, pageHandler);
     pageOrigin = `http://127.0.0.1:${run.ports.page}`;
     run.nginx = `http://127.0.0.1:${run.ports.nginx}`;
 
-    await startNginx(run.ports);
+    await startNginx(run.ports, 'e2e/browser.test.mjs', SERVER);
 
-    state.browser = await chromium.launch({
-        executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS,
-        timeout: 20_000,  // playwright's own user-data-dir: a fresh temporary one
-    });
-    const context = await state.browser.newContext();
-    run.page = await context.newPage();
-    run.page.setDefaultTimeout(STEP_LIMIT_MS);
-    await run.page.goto(`${pageOrigin}/`, { timeout: 10_000 });
+    run.page = await openPage(pageOrigin);
     console.log(`started in ${Date.now() - t0} ms: Chromium ${state.browser.version()}, `
                 + `nginx ${run.nginx} (module ${path.relative(REPO, MODULE)}), page ${pageOrigin}, `
                 + `upstream 127.0.0.1:${run.ports.upstream}, daemon udp 127.0.0.1:${run.ports.daemon}, `
                 + `dir ${state.dir}`);
 });
 
-after(async () => {
-    if (state.browser) await withTimeout(state.browser.close(), 10_000, 'closing Chromium').catch((e) => console.error(`# ${e.message}`));
-    await stopNginx();
-    for (const s of [state.upstream, state.page]) {
-        if (s) { s.closeAllConnections?.(); await new Promise((r) => s.close(r)); }
-    }
-    state.daemon?.close();
-    removeTmpSync();
-    clearTimeout(watchdog);
-});
+after(() => tearDown(watchdog));
 
 // page.evaluate of one of the page's helpers, bounded twice: in the page
 // (AbortController) and here
@@ -725,7 +469,5 @@ test('control: xray_cors off without the trace header: the same fetch() succeeds
 });
 
 test('nginx logged nothing at [error] or worse', opts, () => {
-    const log = fs.readFileSync(path.join(state.dir, 'error.log'), 'utf8');
-    const bad = log.split('\n').filter((l) => /\[(error|crit|alert|emerg)\]/.test(l));
-    assert.deepEqual(bad, []);
+    assert.deepEqual(errorLines(), []);
 });
