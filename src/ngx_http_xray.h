@@ -207,6 +207,8 @@ ngx_table_elt_t *ngx_http_xray_header_add(ngx_http_request_t *r,
     ngx_list_t *list, ngx_str_t *name, ngx_str_t *value);
 ngx_int_t ngx_http_xray_header_remove(ngx_http_request_t *r,
     ngx_list_t *list, ngx_str_t *name, ngx_table_elt_t **keep);
+ngx_uint_t ngx_http_xray_header_underscored(ngx_list_t *list,
+    ngx_str_t *name);
 
 /* ngx_http_xray_status.c */
 ngx_int_t ngx_http_xray_status_handler(ngx_http_request_t *r);

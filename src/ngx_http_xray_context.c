@@ -148,6 +148,28 @@ ngx_http_xray_handler(ngx_http_request_t *r)
         }
     }
 
+    /*
+     * X_Amzn_Trace_Id and the like (underscores_in_headers on) are never
+     * context (the reader takes the exact name only) and never go on:
+     * upstreams that map names CGI-style would take them for the header
+     */
+
+    if (ngx_http_xray_header_underscored(&r->headers_in.headers,
+                                         &ngx_http_xray_header_name))
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "xray: dropped client's header named like "
+                      "X-Amzn-Trace-Id with underscores");
+
+        if (ngx_http_xray_header_remove(r, &r->headers_in.headers,
+                                        &ngx_http_xray_header_name,
+                                        &cl.xray_h)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
     /* which context carries the trace: the valid one, or the preferred */
 
     w3c = cl.w3c

@@ -8,6 +8,9 @@
 #include "ngx_http_xray.h"
 
 
+static ngx_uint_t ngx_http_xray_name_like(ngx_str_t *key, ngx_str_t *name);
+
+
 /*
  * The next header named name (case-insensitive) from the cursor on, or
  * NULL.  cur may be NULL: the first one.  A cursor starts zeroed and moves
@@ -113,6 +116,9 @@ ngx_http_xray_header_add(ngx_http_request_t *r, ngx_list_t *list,
 /*
  * Removes every header named name but *keep (keep, or *keep, may be NULL).
  * A response header is marked removed (hash 0), as nginx's own filters do.
+ * In a request header list a name with "_" for any of its "-" counts as
+ * name too (underscores_in_headers on: upstreams that map names CGI-style,
+ * HTTP_X_AMZN_TRACE_ID, would merge it with the header the proxy sends).
  * A request header list is rebuilt instead, since request headers are
  * forwarded whatever their hash: the elements themselves stay where they
  * are, because nginx keeps pointers to some (headers_in.host,
@@ -162,8 +168,7 @@ ngx_http_xray_header_remove(ngx_http_request_t *r, ngx_list_t *list,
 
         for (i = 0; i < part->nelts; i++) {
 
-            if (h[i].key.len == name->len
-                && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0
+            if (ngx_http_xray_name_like(&h[i].key, name)
                 && (keep == NULL || &h[i] != *keep))
             {
                 continue;
@@ -183,4 +188,65 @@ ngx_http_xray_header_remove(ngx_http_request_t *r, ngx_list_t *list,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Whether list holds a header named like name but not name itself: with
+ * "_" for some "-" (underscores_in_headers on), in any case.
+ */
+
+ngx_uint_t
+ngx_http_xray_header_underscored(ngx_list_t *list, ngx_str_t *name)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    if (list->nalloc == 0) {
+        return 0;
+    }
+
+    for (part = &list->part; part; part = part->next) {
+        h = part->elts;
+
+        for (i = 0; i < part->nelts; i++) {
+            if (ngx_http_xray_name_like(&h[i].key, name)
+                && ngx_strncasecmp(h[i].key.data, name->data, name->len)
+                   != 0)
+            {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+/* key is name in any case, with any of name's "-" written as "_" */
+
+static ngx_uint_t
+ngx_http_xray_name_like(ngx_str_t *key, ngx_str_t *name)
+{
+    u_char      c;
+    ngx_uint_t  i;
+
+    if (key->len != name->len) {
+        return 0;
+    }
+
+    for (i = 0; i < key->len; i++) {
+        c = ngx_tolower(key->data[i]);
+
+        if (c == '_' && name->data[i] == '-') {
+            c = '-';
+        }
+
+        if (c != ngx_tolower(name->data[i])) {
+            return 0;
+        }
+    }
+
+    return 1;
 }
