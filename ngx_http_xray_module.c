@@ -21,7 +21,7 @@ static char *ngx_http_xray_sampling_rules(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_xray_daemon(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_xray_daemon_init(ngx_conf_t *cf,
-    ngx_http_xray_main_conf_t *xmcf, ngx_str_t *value);
+    ngx_http_xray_main_conf_t *xmcf, ngx_str_t *value, ngx_uint_t needed);
 static char *ngx_http_xray_emit_limit(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_xray_field(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -283,12 +283,6 @@ ngx_http_xray_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (xmcf->daemon.len == 0) {
-        if (ngx_http_xray_daemon_init(cf, xmcf, NULL) != NGX_CONF_OK) {
-            return NGX_CONF_ERROR;
-        }
-    }
-
     if (xmcf->emit_limit == NGX_CONF_UNSET_UINT) {
         xmcf->emit_limit = 0;
     }
@@ -544,7 +538,7 @@ ngx_http_xray_daemon(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    return ngx_http_xray_daemon_init(cf, xmcf, &value[1]);
+    return ngx_http_xray_daemon_init(cf, xmcf, &value[1], 1);
 }
 
 
@@ -586,9 +580,15 @@ ngx_http_xray_emit_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/*
+ * needed: whether a bad address stops nginx.  The environment's address is
+ * read by every nginx that loads the module; where no "xray on" needs it, a
+ * bad one is only a warning, and no emitter is ever made.
+ */
+
 static char *
 ngx_http_xray_daemon_init(ngx_conf_t *cf, ngx_http_xray_main_conf_t *xmcf,
-    ngx_str_t *value)
+    ngx_str_t *value, ngx_uint_t needed)
 {
     char                     err[XRAY_DAEMON_ERR_LEN];
     char                    *env;
@@ -618,16 +618,18 @@ ngx_http_xray_daemon_init(ngx_conf_t *cf, ngx_http_xray_main_conf_t *xmcf,
 
     if (xray_daemon_addr_parse((char *) addr.data, addr.len, &da, err,
                                sizeof(err))
-        != 0)
+        != 0
+        || xray_daemon_resolve(da.udp.host, da.udp.host_len, da.udp.port,
+                               &ss, &len, err, sizeof(err))
+           != 0)
     {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid %s: %s", what, err);
-        return NGX_CONF_ERROR;
-    }
+        if (!needed) {
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "invalid %s: %s (no \"xray on\" needs it)",
+                               what, err);
+            return NGX_CONF_OK;
+        }
 
-    if (xray_daemon_resolve(da.udp.host, da.udp.host_len, da.udp.port, &ss,
-                            &len, err, sizeof(err))
-        != 0)
-    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid %s: %s", what, err);
         return NGX_CONF_ERROR;
     }
@@ -945,6 +947,23 @@ ngx_http_xray_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_xray_init(ngx_conf_t *cf)
 {
+    ngx_http_xray_main_conf_t  *xmcf;
+
+    /*
+     * without xray_daemon: the environment's address, or the default; read
+     * after the locations were merged, so that a bad address stops only an
+     * nginx where some "xray on" needs it
+     */
+
+    xmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_xray_module);
+
+    if (xmcf->daemon.len == 0
+        && ngx_http_xray_daemon_init(cf, xmcf, NULL, xmcf->enabled)
+           != NGX_CONF_OK)
+    {
+        return NGX_ERROR;
+    }
+
     if (ngx_http_xray_context_init(cf) != NGX_OK
         || ngx_http_xray_segment_init(cf) != NGX_OK
         || ngx_http_xray_filter_init(cf) != NGX_OK)
