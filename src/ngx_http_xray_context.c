@@ -64,6 +64,7 @@ ngx_http_xray_handler(ngx_http_request_t *r)
     ngx_http_xray_client_t      cl;
     ngx_http_xray_loc_conf_t   *xlcf;
     ngx_http_xray_main_conf_t  *xmcf;
+    ngx_http_core_srv_conf_t   *cscf;
 
     xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
 
@@ -151,11 +152,16 @@ ngx_http_xray_handler(ngx_http_request_t *r)
     /*
      * X_Amzn_Trace_Id and the like (underscores_in_headers on) are never
      * context (the reader takes the exact name only) and never go on:
-     * upstreams that map names CGI-style would take them for the header
+     * upstreams that map names CGI-style would take them for the header.
+     * nginx keeps a name with an underscore only where the server allows
+     * underscores or keeps invalid headers: elsewhere there is no walk.
      */
 
-    if (ngx_http_xray_header_underscored(&r->headers_in.headers,
-                                         &ngx_http_xray_header_name))
+    cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+
+    if ((cscf->underscores_in_headers || !cscf->ignore_invalid_headers)
+        && ngx_http_xray_header_underscored(&r->headers_in.headers,
+                                            &ngx_http_xray_header_name))
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "xray: dropped client's header named like "
