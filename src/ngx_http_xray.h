@@ -172,6 +172,7 @@ typedef struct {
 ngx_int_t ngx_http_xray_context_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_xray_rng_init(ngx_cycle_t *cycle);
 ngx_http_xray_ctx_t *ngx_http_xray_get_ctx(ngx_http_request_t *r);
+ngx_http_xray_ctx_t *ngx_http_xray_decide_late(ngx_http_request_t *r);
 ngx_uint_t ngx_http_xray_traceparent(ngx_http_xray_ctx_t *ctx);
 
 extern ngx_str_t     ngx_http_xray_header_name;

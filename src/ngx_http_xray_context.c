@@ -308,6 +308,50 @@ ngx_http_xray_get_ctx(ngx_http_request_t *r)
 }
 
 
+/*
+ * A request nginx refused after reading its headers but before the rewrite
+ * phase of its location (a 413 for its Content-Length, a 400 for a missing
+ * Host, a return in the server block) was never decided: it is decided
+ * here, when its response header goes out, or at the latest in the log
+ * phase, by the same handler and so with the same counters, capture and
+ * Sampled=? answer as any other.  A request refused while its request line
+ * or headers were read (a 414, a 400 for a bad request line, a 408) stays
+ * untraced: what it carries was never read whole.  HTTP/0.9 has no
+ * headers: its request line is all.
+ */
+
+ngx_http_xray_ctx_t *
+ngx_http_xray_decide_late(ngx_http_request_t *r)
+{
+    ngx_http_xray_ctx_t       *ctx;
+    ngx_http_xray_loc_conf_t  *xlcf;
+
+    ctx = ngx_http_xray_get_ctx(r);
+
+    if (ctx != NULL || r != r->main) {
+        return ctx;
+    }
+
+    xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
+
+    if (!xlcf->enable) {
+        return NULL;
+    }
+
+    if (r->http_state < NGX_HTTP_PROCESS_REQUEST_STATE
+        && !(r->http_version == NGX_HTTP_VERSION_9 && r->uri.len))
+    {
+        return NULL;
+    }
+
+    if (ngx_http_xray_handler(r) == NGX_ERROR) {
+        return NULL;
+    }
+
+    return ngx_http_xray_get_ctx(r);
+}
+
+
 static void
 ngx_http_xray_cleanup(void *data)
 {

@@ -65,7 +65,13 @@ ngx_http_xray_log_handler(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    ctx = ngx_http_xray_get_ctx(r);
+    /*
+     * a request refused before the rewrite phase that sent no header (a
+     * 444, a 499) is decided here, after the access log has been written
+     */
+
+    ctx = r->header_sent ? ngx_http_xray_get_ctx(r)
+                         : ngx_http_xray_decide_late(r);
 
     if (ctx == NULL || !ctx->traced || ctx->recorded) {
         return NGX_OK;
