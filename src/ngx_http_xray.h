@@ -202,8 +202,17 @@ typedef struct {
     ngx_uint_t                  i;
 } ngx_http_xray_cursor_t;
 
+/* a request header's name as nginx keys it: lowercase, and its hash */
+typedef struct {
+    ngx_str_t                   lowcase;
+    ngx_uint_t                  hash;
+} ngx_http_xray_key_t;
+
 ngx_table_elt_t *ngx_http_xray_header_find(ngx_list_t *list,
     ngx_str_t *name, ngx_http_xray_cursor_t *cur);
+ngx_table_elt_t *ngx_http_xray_header_find_in(ngx_list_t *list,
+    ngx_http_xray_key_t *key, ngx_http_xray_cursor_t *cur);
+void ngx_http_xray_key_init(ngx_http_xray_key_t *key);
 ngx_table_elt_t *ngx_http_xray_header_add(ngx_http_request_t *r,
     ngx_list_t *list, ngx_str_t *name, ngx_str_t *value);
 ngx_int_t ngx_http_xray_header_remove(ngx_http_request_t *r,

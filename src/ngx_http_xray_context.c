@@ -31,7 +31,7 @@ static ngx_int_t ngx_http_xray_read_alternative(ngx_http_request_t *r,
 static void ngx_http_xray_read_w3c(ngx_http_request_t *r,
     ngx_http_xray_client_t *cl);
 static ngx_int_t ngx_http_xray_remove(ngx_http_request_t *r,
-    ngx_str_t *name);
+    ngx_http_xray_key_t *key);
 static void ngx_http_xray_conflict(ngx_http_request_t *r,
     ngx_http_xray_client_t *cl, ngx_uint_t w3c);
 static void ngx_http_xray_decide(ngx_http_request_t *r,
@@ -45,6 +45,14 @@ ngx_str_t   ngx_http_xray_header_name = ngx_string("X-Amzn-Trace-Id");
 
 static ngx_str_t  ngx_http_xray_traceparent_name = ngx_string("traceparent");
 static ngx_str_t  ngx_http_xray_tracestate_name = ngx_string("tracestate");
+
+/* the same, as request headers are found (hashes set at configuration) */
+static ngx_http_xray_key_t  ngx_http_xray_header_key =
+    { ngx_string("x-amzn-trace-id"), 0 };
+static ngx_http_xray_key_t  ngx_http_xray_traceparent_key =
+    { ngx_string("traceparent"), 0 };
+static ngx_http_xray_key_t  ngx_http_xray_tracestate_key =
+    { ngx_string("tracestate"), 0 };
 
 xray_rng_t  ngx_http_xray_rng;
 
@@ -112,9 +120,9 @@ ngx_http_xray_handler(ngx_http_request_t *r)
      */
 
     if (((xlcf->formats | xlcf->propagate) & NGX_HTTP_XRAY_FORMAT_W)
-        && (ngx_http_xray_remove(r, &ngx_http_xray_traceparent_name)
+        && (ngx_http_xray_remove(r, &ngx_http_xray_traceparent_key)
             != NGX_OK
-            || ngx_http_xray_remove(r, &ngx_http_xray_tracestate_name)
+            || ngx_http_xray_remove(r, &ngx_http_xray_tracestate_key)
                != NGX_OK))
     {
         return NGX_ERROR;
@@ -144,7 +152,7 @@ ngx_http_xray_handler(ngx_http_request_t *r)
     {
         cl.xray_h = NULL;
 
-        if (ngx_http_xray_remove(r, &ngx_http_xray_header_name) != NGX_OK) {
+        if (ngx_http_xray_remove(r, &ngx_http_xray_header_key) != NGX_OK) {
             return NGX_ERROR;
         }
     }
@@ -385,8 +393,9 @@ ngx_http_xray_read_context(ngx_http_request_t *r, xray_trace_ctx_t *tc,
 
     ngx_memzero(&cur, sizeof(ngx_http_xray_cursor_t));
 
-    while ((h = ngx_http_xray_header_find(&r->headers_in.headers,
-                                          &ngx_http_xray_header_name, &cur))
+    while ((h = ngx_http_xray_header_find_in(&r->headers_in.headers,
+                                             &ngx_http_xray_header_key,
+                                             &cur))
            != NULL)
     {
         if (n++ == 0) {
@@ -530,9 +539,9 @@ ngx_http_xray_read_w3c(ngx_http_request_t *r, ngx_http_xray_client_t *cl)
 
     ngx_memzero(&cur, sizeof(ngx_http_xray_cursor_t));
 
-    while ((h = ngx_http_xray_header_find(&r->headers_in.headers,
-                                          &ngx_http_xray_traceparent_name,
-                                          &cur))
+    while ((h = ngx_http_xray_header_find_in(&r->headers_in.headers,
+                                             &ngx_http_xray_traceparent_key,
+                                             &cur))
            != NULL)
     {
         if (n++ == 0) {
@@ -574,9 +583,9 @@ ngx_http_xray_read_w3c(ngx_http_request_t *r, ngx_http_xray_client_t *cl)
     xray_tracestate_init(&cl->ts);
     ngx_memzero(&cur, sizeof(ngx_http_xray_cursor_t));
 
-    while ((h = ngx_http_xray_header_find(&r->headers_in.headers,
-                                          &ngx_http_xray_tracestate_name,
-                                          &cur))
+    while ((h = ngx_http_xray_header_find_in(&r->headers_in.headers,
+                                             &ngx_http_xray_tracestate_key,
+                                             &cur))
            != NULL)
     {
         rc = xray_tracestate_add(&cl->ts, h->value.data, h->value.len);
@@ -600,19 +609,19 @@ ngx_http_xray_read_w3c(ngx_http_request_t *r, ngx_http_xray_client_t *cl)
 }
 
 
-/* removes the client's request headers named name, if there are any */
+/* removes the client's request headers named key, if there are any */
 
 static ngx_int_t
-ngx_http_xray_remove(ngx_http_request_t *r, ngx_str_t *name)
+ngx_http_xray_remove(ngx_http_request_t *r, ngx_http_xray_key_t *key)
 {
-    if (ngx_http_xray_header_find(&r->headers_in.headers, name, NULL)
+    if (ngx_http_xray_header_find_in(&r->headers_in.headers, key, NULL)
         == NULL)
     {
         return NGX_OK;
     }
 
-    return ngx_http_xray_header_remove(r, &r->headers_in.headers, name,
-                                       NULL);
+    return ngx_http_xray_header_remove(r, &r->headers_in.headers,
+                                       &key->lowcase, NULL);
 }
 
 
@@ -810,6 +819,10 @@ ngx_http_xray_context_init(ngx_conf_t *cf)
 {
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
+
+    ngx_http_xray_key_init(&ngx_http_xray_header_key);
+    ngx_http_xray_key_init(&ngx_http_xray_traceparent_key);
+    ngx_http_xray_key_init(&ngx_http_xray_tracestate_key);
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 

@@ -72,6 +72,78 @@ ngx_http_xray_header_find(ngx_list_t *list, ngx_str_t *name,
 
 
 /*
+ * The next request header named as key says from the cursor on, or NULL,
+ * as ngx_http_xray_header_find() finds it, but by the hash and lowercase
+ * name nginx keys every request header with (HTTP/1 and HTTP/2 parsers
+ * alike, and the proxy module finds them so): a name of the same length
+ * is compared only when its hash matches.  Removed headers have hash 0.
+ */
+
+ngx_table_elt_t *
+ngx_http_xray_header_find_in(ngx_list_t *list, ngx_http_xray_key_t *key,
+    ngx_http_xray_cursor_t *cur)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    if (cur && cur->part) {
+        part = cur->part;
+        i = cur->i;
+
+    } else {
+        part = &list->part;
+        i = 0;
+    }
+
+    h = part->elts;
+
+    for ( /* void */ ; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == key->hash
+            && h[i].key.len == key->lowcase.len
+            && ngx_memcmp(h[i].lowcase_key, key->lowcase.data,
+                          key->lowcase.len)
+               == 0)
+        {
+            if (cur) {
+                cur->part = part;
+                cur->i = i + 1;
+            }
+
+            return &h[i];
+        }
+    }
+
+    if (cur) {
+        cur->part = part;
+        cur->i = i;
+    }
+
+    return NULL;
+}
+
+
+/* key's hash, as nginx computes it for a request header of that name */
+
+void
+ngx_http_xray_key_init(ngx_http_xray_key_t *key)
+{
+    key->hash = ngx_hash_key(key->lowcase.data, key->lowcase.len);
+}
+
+
+/*
  * Appends "name: value" to list, with the hash and lowercased name nginx
  * gives the headers it parsed (the proxy module looks them up so).  nginx
  * leaves the request header list of an HTTP/0.9 request unset: it is made
