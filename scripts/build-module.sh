@@ -20,12 +20,15 @@ fi
 tree=$build/nginx-src
 stamp=$build/configure.stamp
 if [ ! -f "$stamp" ] || [ "$top/config" -nt "$stamp" ] \
-   || [ "$src/conf_flags" -nt "$stamp" ]; then
+   || [ "$src/conf_flags" -nt "$stamp" ] || [ "$0" -nt "$stamp" ]; then
     rm -rf "$tree" "$build/objs"
     cp -a "$src" "$tree"
     # shellcheck disable=SC1091
     . "$tree/conf_flags"
+    # conf_flags leaves out the compiler options Debian builds nginx with
+    # (-O2): without them configure compiles the module with -O only
     (cd "$tree" && ./configure --with-compat "${NGX_CONF_FLAGS[@]}" \
+        --with-cc-opt=-O2 \
         --add-dynamic-module="$top" --builddir="$build/objs" \
         > "$build/configure.log" 2>&1) || {
         tail -n 30 "$build/configure.log" >&2
