@@ -24,6 +24,10 @@ static char *ngx_http_xray_daemon_init(ngx_conf_t *cf,
     ngx_http_xray_main_conf_t *xmcf, ngx_str_t *value, ngx_uint_t needed);
 static char *ngx_http_xray_emit_limit(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_xray_sampling(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_xray_sampling_time(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *value, size_t skip, ngx_msec_t *ms);
 static char *ngx_http_xray_field(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_xray_redact(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -103,6 +107,13 @@ static ngx_command_t  ngx_http_xray_commands[] = {
     { ngx_string("xray_emit_limit"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_xray_emit_limit,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("xray_sampling"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_xray_sampling,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -266,6 +277,11 @@ ngx_http_xray_create_main_conf(ngx_conf_t *cf)
     xmcf->batch = XRAY_EMIT_BATCH_DEFAULT;
     xmcf->flush = 100;
     xmcf->emit_limit = NGX_CONF_UNSET_UINT;
+    xmcf->sampling = NGX_CONF_UNSET_UINT;
+    xmcf->rules_interval = NGX_CONF_UNSET_MSEC;
+    xmcf->targets_interval = NGX_CONF_UNSET_MSEC;
+    xmcf->fallback = NGX_CONF_UNSET_MSEC;
+    xmcf->anomaly_latency = NGX_CONF_UNSET_MSEC;
 
     return xmcf;
 }
@@ -288,6 +304,18 @@ ngx_http_xray_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     if (ngx_http_xray_shm_add(cf, xmcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_conf_init_uint_value(xmcf->sampling, NGX_HTTP_XRAY_SAMPLING_LOCAL);
+    ngx_conf_init_msec_value(xmcf->rules_interval, 300000);
+    ngx_conf_init_msec_value(xmcf->targets_interval, 10000);
+    ngx_conf_init_msec_value(xmcf->fallback, 3600000);
+    ngx_conf_init_msec_value(xmcf->anomaly_latency, 0);
+
+    if (xmcf->sampling == NGX_HTTP_XRAY_SAMPLING_CENTRALIZED
+        && ngx_http_xray_sampling_conf(cf, xmcf) != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -575,6 +603,154 @@ ngx_http_xray_emit_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     xmcf->emit_limit = (ngx_uint_t) n;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * xray_sampling local | centralized [rules_interval=time]
+ *     [targets_interval=time] [fallback=time] [anomaly_latency=time|off]
+ */
+
+static char *
+ngx_http_xray_sampling(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_xray_main_conf_t  *xmcf = conf;
+
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (xmcf->sampling != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "local") == 0) {
+        xmcf->sampling = NGX_HTTP_XRAY_SAMPLING_LOCAL;
+
+    } else if (ngx_strcmp(value[1].data, "centralized") == 0) {
+        xmcf->sampling = NGX_HTTP_XRAY_SAMPLING_CENTRALIZED;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, "
+                           "it must be \"local\" or \"centralized\"",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (xmcf->sampling != NGX_HTTP_XRAY_SAMPLING_CENTRALIZED) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" directive: \"%V\" is a parameter of "
+                               "\"centralized\" only",
+                               &cmd->name, &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_strncmp(value[i].data, "rules_interval=", 15) == 0) {
+            if (ngx_http_xray_sampling_time(cf, cmd, &value[i], 15,
+                                            &xmcf->rules_interval)
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "targets_interval=", 17) == 0) {
+            if (ngx_http_xray_sampling_time(cf, cmd, &value[i], 17,
+                                            &xmcf->targets_interval)
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "fallback=", 9) == 0) {
+            if (ngx_http_xray_sampling_time(cf, cmd, &value[i], 9,
+                                            &xmcf->fallback)
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "anomaly_latency=", 16) == 0) {
+            if (xmcf->anomaly_latency != NGX_CONF_UNSET_MSEC) {
+                goto twice;
+            }
+
+            if (ngx_strcmp(value[i].data + 16, "off") == 0) {
+                xmcf->anomaly_latency = 0;
+                continue;
+            }
+
+            if (ngx_http_xray_sampling_time(cf, cmd, &value[i], 16,
+                                            &xmcf->anomaly_latency)
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" in \"%V\" directive",
+                           &value[i], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+
+twice:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\" directive: \"%V\" given twice",
+                       &cmd->name, &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+/* one time parameter of xray_sampling: at least 1 ms, given once */
+
+static char *
+ngx_http_xray_sampling_time(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *value, size_t skip, ngx_msec_t *ms)
+{
+    ngx_str_t   s;
+    ngx_msec_t  t;
+
+    if (*ms != NGX_CONF_UNSET_MSEC) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" directive: \"%V\" given twice",
+                           &cmd->name, value);
+        return NGX_CONF_ERROR;
+    }
+
+    s.data = value->data + skip;
+    s.len = value->len - skip;
+
+    t = ngx_parse_time(&s, 0);
+
+    if (t == (ngx_msec_t) NGX_ERROR || t == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid time \"%V\" in \"%V\" directive, it "
+                           "must be a time such as 10s, 5m or 1h",
+                           value, &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    *ms = t;
 
     return NGX_CONF_OK;
 }
@@ -966,7 +1142,8 @@ ngx_http_xray_init(ngx_conf_t *cf)
 
     if (ngx_http_xray_context_init(cf) != NGX_OK
         || ngx_http_xray_segment_init(cf) != NGX_OK
-        || ngx_http_xray_filter_init(cf) != NGX_OK)
+        || ngx_http_xray_filter_init(cf) != NGX_OK
+        || ngx_http_xray_sampling_init(cf) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -982,12 +1159,17 @@ ngx_http_xray_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    return ngx_http_xray_emitter_init(cycle);
+    if (ngx_http_xray_emitter_init(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_xray_sampling_init_process(cycle);
 }
 
 
 static void
 ngx_http_xray_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_xray_sampling_exit_process(cycle);
     ngx_http_xray_emitter_exit(cycle);
 }

@@ -14,6 +14,7 @@
 #include "xray_header.h"
 #include "xray_id.h"
 #include "xray_rules.h"
+#include "xray_sampling_api.h"
 #include "xray_segment.h"
 #include "xray_w3c.h"
 
@@ -69,6 +70,45 @@ typedef struct {
 } ngx_http_xray_shm_t;
 
 
+/* xray_sampling: the sampling API's calls, and how they failed */
+typedef enum {
+    NGX_HTTP_XRAY_CALL_RULES = 0,      /* GetSamplingRules */
+    NGX_HTTP_XRAY_CALL_TARGETS,        /* SamplingTargets */
+    NGX_HTTP_XRAY_NCALLS
+} ngx_http_xray_call_e;
+
+
+typedef enum {
+    NGX_HTTP_XRAY_POLL_CONNECT = 0,    /* refused, unreachable */
+    NGX_HTTP_XRAY_POLL_TIMEOUT,        /* connect + reply over the bound */
+    NGX_HTTP_XRAY_POLL_HTTP_STATUS,    /* not 200 */
+    NGX_HTTP_XRAY_POLL_BAD_REPLY,      /* not HTTP, or not the API's JSON */
+    NGX_HTTP_XRAY_POLL_TOO_LARGE,      /* over XRAY_SAMPLING_REPLY_MAX */
+    NGX_HTTP_XRAY_POLL_CLOSED,         /* closed before the reply ended */
+    NGX_HTTP_XRAY_NPOLL_ERRORS
+} ngx_http_xray_poll_error_e;
+
+
+/*
+ * The centralized sampling zone: the rules and quotas every worker decides
+ * with, the instance's ClientID, the poller's lease and its status.  Kept
+ * across reloads (same zone name and size).
+ */
+typedef struct {
+    xray_sampling_shared_t      shared;
+    u_char                      client_id[XRAY_SAMPLING_CLIENT_ID_LEN];
+    ngx_atomic_t                lease;         /* the poller's pid; 0: none */
+    ngx_atomic_t                heartbeat;     /* its ngx_current_msec */
+    ngx_atomic_t                last_success[NGX_HTTP_XRAY_NCALLS];
+                                               /* epoch seconds; 0: never */
+    ngx_atomic_t                errors[NGX_HTTP_XRAY_NCALLS]
+                                      [NGX_HTTP_XRAY_NPOLL_ERRORS];
+    ngx_atomic_t                to_central;    /* switches */
+    ngx_atomic_t                to_local;
+    ngx_atomic_t                rules_fetched; /* epoch seconds */
+} ngx_http_xray_sampling_shm_t;
+
+
 typedef struct {
     xray_rules_t                rules;
     uint32_t                    rules_crc;
@@ -81,7 +121,23 @@ typedef struct {
     ngx_msec_t                  flush;
     ngx_uint_t                  emit_limit;    /* documents a second; 0 */
     ngx_uint_t                  enabled;       /* xray on somewhere */
+
+    /* xray_sampling */
+    ngx_uint_t                  sampling;      /* NGX_HTTP_XRAY_SAMPLING_* */
+    ngx_msec_t                  rules_interval;
+    ngx_msec_t                  targets_interval;
+    ngx_msec_t                  fallback;
+    ngx_msec_t                  anomaly_latency;   /* 0: off */
+    ngx_addr_t                  proxy_addr;    /* the daemon's TCP proxy */
+    ngx_str_t                   proxy_host;    /* its Host header */
+    ngx_str_t                   service;       /* boost documents' default */
+    ngx_shm_zone_t             *sampling_zone;
+    ngx_http_xray_sampling_shm_t  *sampling_shm;
 } ngx_http_xray_main_conf_t;
+
+
+#define NGX_HTTP_XRAY_SAMPLING_LOCAL        0
+#define NGX_HTTP_XRAY_SAMPLING_CENTRALIZED  1
 
 
 typedef enum {
@@ -139,6 +195,7 @@ typedef struct {
     ngx_str_t                   header;        /* forwarded upstream */
     u_char                      traceparent[XRAY_TRACEPARENT_LEN];
     ngx_uint_t                  rule;
+    xray_sampling_pick_t       *pick;          /* centralized rule, or NULL */
     uint64_t                    decided;       /* microseconds: when the */
                                                /* upstream call may begin */
 
@@ -159,11 +216,12 @@ typedef struct {
  * Who calls whom (no file calls back into one that calls it):
  *
  *   ngx_http_xray_module.c     -> context, filter, variables, segment,
- *                                 emitter, shm, status
+ *                                 emitter, shm, status, sampling
  *   ngx_http_xray_variables.c  -> context
  *   ngx_http_xray_filter.c     -> context, segment, headers
  *   ngx_http_xray_segment.c    -> context, emitter, headers
- *   ngx_http_xray_context.c    -> shm, headers
+ *   ngx_http_xray_context.c    -> shm, headers, sampling
+ *   ngx_http_xray_sampling.c   -> headers
  *   ngx_http_xray_status.c, _emitter.c, _shm.c, _headers.c: the glue's leaves
  */
 
@@ -222,6 +280,15 @@ ngx_uint_t ngx_http_xray_header_underscored(ngx_list_t *list,
 
 /* ngx_http_xray_status.c */
 ngx_int_t ngx_http_xray_status_handler(ngx_http_request_t *r);
+
+/* ngx_http_xray_sampling.c: centralized sampling, its zone and poller */
+ngx_int_t ngx_http_xray_sampling_conf(ngx_conf_t *cf,
+    ngx_http_xray_main_conf_t *xmcf);
+ngx_int_t ngx_http_xray_sampling_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_xray_sampling_init_process(ngx_cycle_t *cycle);
+void ngx_http_xray_sampling_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_xray_sampling_decide(ngx_http_request_t *r,
+    ngx_http_xray_ctx_t *ctx);
 
 /* ngx_http_xray_shm.c */
 ngx_int_t ngx_http_xray_shm_add(ngx_conf_t *cf,

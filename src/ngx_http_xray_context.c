@@ -655,6 +655,15 @@ ngx_http_xray_decide(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
 
     xmcf = ngx_http_get_module_main_conf(r, ngx_http_xray_module);
 
+    /* xray_sampling centralized: the service's rules, once they are live */
+
+    if (xmcf->sampling_shm != NULL
+        && ngx_http_xray_sampling_decide(r, ctx) == NGX_OK)
+    {
+        sampled = ctx->sampled;
+        goto decided;
+    }
+
     ctx->rule = xray_rules_match(&xmcf->rules,
                                  r->headers_in.server.data,
                                  r->headers_in.server.len,
@@ -682,6 +691,8 @@ ngx_http_xray_decide(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
     } else {
         sampled = 0;
     }
+
+decided:
 
     if ((client == XRAY_SAMPLED_YES && !sampled)
         || (client == XRAY_SAMPLED_NO && sampled))

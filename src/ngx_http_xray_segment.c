@@ -209,7 +209,11 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
     seg.sdk_version.data = (u_char *) NGX_HTTP_XRAY_VERSION;
     seg.sdk_version.len = sizeof(NGX_HTTP_XRAY_VERSION) - 1;
 
-    if (ctx->by_rule) {
+    if (ctx->pick) {
+        seg.sampling_rule_name.data = (u_char *) ctx->pick->name;
+        seg.sampling_rule_name.len = ctx->pick->name_len;
+
+    } else if (ctx->by_rule) {
         seg.sampling_rule_name.data =
                    (u_char *) xmcf->rules.rules[ctx->rule].name;
         seg.sampling_rule_name.len =
