@@ -106,6 +106,73 @@ static ngx_http_xray_metric_t  ngx_http_xray_metrics[] = {
 };
 
 
+/* per centralized rule: families, and room for the HELP and TYPE of one */
+#define NGX_HTTP_XRAY_SAMPLING_RULE_LINES  10
+#define NGX_HTTP_XRAY_SAMPLING_HELP        256
+
+
+typedef enum {
+    NGX_HTTP_XRAY_RULE_REQUESTS = 0,
+    NGX_HTTP_XRAY_RULE_SAMPLED,
+    NGX_HTTP_XRAY_RULE_QUOTA,
+    NGX_HTTP_XRAY_RULE_QUOTA_TTL,
+    NGX_HTTP_XRAY_RULE_FIXED_RATE,
+    NGX_HTTP_XRAY_RULE_BOOST_RATE,
+    NGX_HTTP_XRAY_RULE_BOOST_TTL
+} ngx_http_xray_rule_metric_e;
+
+
+typedef struct {
+    const char                   *name;
+    const char                   *help;
+    const char                   *type;
+    ngx_http_xray_rule_metric_e   metric;
+} ngx_http_xray_rule_family_t;
+
+
+static ngx_http_xray_rule_family_t  ngx_http_xray_rule_families[] = {
+
+    { "nginx_xray_sampling_rule_requests_total",
+      "Requests each centralized rule matched.",
+      "counter", NGX_HTTP_XRAY_RULE_REQUESTS },
+
+    { "nginx_xray_sampling_rule_sampled_total",
+      "Requests each centralized rule sampled: from the quota the service "
+      "granted, borrowed (1 a second without a quota), by its fixed rate, "
+      "or by a boosted rate.",
+      "counter", NGX_HTTP_XRAY_RULE_SAMPLED },
+
+    { "nginx_xray_sampling_rule_quota",
+      "ReservoirQuota the service granted this instance, a second.",
+      "gauge", NGX_HTTP_XRAY_RULE_QUOTA },
+
+    { "nginx_xray_sampling_rule_quota_ttl_seconds",
+      "When the quota expires (epoch seconds; 0: no quota).",
+      "gauge", NGX_HTTP_XRAY_RULE_QUOTA_TTL },
+
+    { "nginx_xray_sampling_rule_fixed_rate",
+      "The rule's FixedRate, as the service last set it.",
+      "gauge", NGX_HTTP_XRAY_RULE_FIXED_RATE },
+
+    { "nginx_xray_sampling_rule_boost_rate",
+      "BoostRate the service last granted (applies until its TTL).",
+      "gauge", NGX_HTTP_XRAY_RULE_BOOST_RATE },
+
+    { "nginx_xray_sampling_rule_boost_ttl_seconds",
+      "When the boost ends (epoch seconds; 0: no boost).",
+      "gauge", NGX_HTTP_XRAY_RULE_BOOST_TTL },
+
+    { NULL, NULL, NULL, 0 }
+};
+
+
+static const char  *ngx_http_xray_poll_calls[] = { "rules", "targets" };
+
+static const char  *ngx_http_xray_poll_errors[] = {
+    "connect", "timeout", "http_status", "bad_reply", "too_large", "closed"
+};
+
+
 /* rule names are at most this long (xray_rules.c keeps them so) */
 #define NGX_HTTP_XRAY_NAME_MAX  64
 
@@ -117,6 +184,11 @@ static ngx_http_xray_metric_t  ngx_http_xray_metrics[] = {
 
 static u_char *ngx_http_xray_status_rules(u_char *p,
     ngx_http_xray_main_conf_t *xmcf);
+static u_char *ngx_http_xray_status_sampling(u_char *p,
+    ngx_http_xray_main_conf_t *xmcf);
+static u_char *ngx_http_xray_status_central_rules(u_char *p,
+    xray_sampling_shared_t *sh, xray_sampling_rules_t *set);
+static u_char *ngx_http_xray_status_rate(u_char *p, uint64_t nanos);
 static u_char *ngx_http_xray_label_value(u_char *p, const char *s);
 
 
@@ -162,6 +234,18 @@ ngx_http_xray_status_handler(ngx_http_request_t *r)
 
     size += 512 + xmcf->rules.nrules * 3 * NGX_HTTP_XRAY_RULE_LINE;
 
+    /*
+     * xray_sampling: a few kilobytes, and ten lines a centralized rule; the
+     * rules may change while the page is written, hence the most there are
+     */
+    size += 512;
+
+    if (xmcf->sampling_shm) {
+        size += 4096 + NGX_HTTP_XRAY_SAMPLING_RULE_LINES
+                       * (NGX_HTTP_XRAY_SAMPLING_HELP
+                          + XRAY_SAMPLING_RULES_MAX * NGX_HTTP_XRAY_RULE_LINE);
+    }
+
     b = ngx_create_temp_buf(r->pool, size);
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -187,6 +271,7 @@ ngx_http_xray_status_handler(ngx_http_request_t *r)
     }
 
     p = ngx_http_xray_status_rules(p, xmcf);
+    p = ngx_http_xray_status_sampling(p, xmcf);
 
     b->last = p;
     b->last_buf = (r == r->main) ? 1 : 0;
@@ -289,4 +374,204 @@ ngx_http_xray_label_value(u_char *p, const char *s)
     }
 
     return p;
+}
+
+
+/*
+ * xray_sampling: who decides, and with centralized sampling, the poller's
+ * figures and each rule held
+ */
+
+static u_char *
+ngx_http_xray_status_sampling(u_char *p, ngx_http_xray_main_conf_t *xmcf)
+{
+    uint64_t                       live;
+    ngx_uint_t                     i, k;
+    xray_sampling_shared_t        *sh;
+    xray_sampling_rules_t         *set;
+    ngx_http_xray_sampling_shm_t  *shm;
+
+    shm = xmcf->sampling_shm;
+    sh = shm ? &shm->shared : NULL;
+    live = sh ? sh->live : 0;
+    set = live ? &sh->sets[live & 1] : NULL;
+
+    p = ngx_sprintf(p, "# HELP nginx_xray_sampling_source Who decides "
+                       "sampling: the X-Ray service's centralized rules, "
+                       "or the local rules.\n"
+                       "# TYPE nginx_xray_sampling_source gauge\n"
+                       "nginx_xray_sampling_source{source=\"%s\"} 1\n",
+                    set ? "centralized" : "local");
+
+    if (shm == NULL) {
+        return p;
+    }
+
+    p = ngx_sprintf(p, "# HELP nginx_xray_sampling_rules_held Centralized "
+                       "rules held (0: the local rules decide).\n"
+                       "# TYPE nginx_xray_sampling_rules_held gauge\n"
+                       "nginx_xray_sampling_rules_held %uD\n",
+                    set ? ngx_min(set->nrules, XRAY_SAMPLING_RULES_MAX) : 0);
+
+    p = ngx_sprintf(p, "# HELP nginx_xray_sampling_last_success_seconds "
+                       "When a call to the sampling API last succeeded "
+                       "(epoch seconds; 0: never).\n"
+                       "# TYPE nginx_xray_sampling_last_success_seconds "
+                       "gauge\n");
+
+    for (i = 0; i < NGX_HTTP_XRAY_NCALLS; i++) {
+        p = ngx_sprintf(p, "nginx_xray_sampling_last_success_seconds"
+                           "{call=\"%s\"} %uA\n",
+                        ngx_http_xray_poll_calls[i], shm->last_success[i]);
+    }
+
+    p = ngx_sprintf(p, "# HELP nginx_xray_sampling_poll_errors_total "
+                       "Failed calls to the sampling API, by call and "
+                       "kind.\n"
+                       "# TYPE nginx_xray_sampling_poll_errors_total "
+                       "counter\n");
+
+    for (i = 0; i < NGX_HTTP_XRAY_NCALLS; i++) {
+        for (k = 0; k < NGX_HTTP_XRAY_NPOLL_ERRORS; k++) {
+            p = ngx_sprintf(p, "nginx_xray_sampling_poll_errors_total"
+                               "{call=\"%s\",kind=\"%s\"} %uA\n",
+                            ngx_http_xray_poll_calls[i],
+                            ngx_http_xray_poll_errors[k],
+                            shm->errors[i][k]);
+        }
+    }
+
+    p = ngx_sprintf(p, "# HELP nginx_xray_sampling_switches_total Switches "
+                       "between centralized and local rules.\n"
+                       "# TYPE nginx_xray_sampling_switches_total counter\n"
+                       "nginx_xray_sampling_switches_total"
+                       "{to=\"centralized\"} %uA\n"
+                       "nginx_xray_sampling_switches_total"
+                       "{to=\"local\"} %uA\n",
+                    shm->to_central, shm->to_local);
+
+    p = ngx_sprintf(p, "# HELP nginx_xray_sampling_client_id The ClientID "
+                       "this instance reports its statistics with.\n"
+                       "# TYPE nginx_xray_sampling_client_id gauge\n"
+                       "nginx_xray_sampling_client_id{client_id=\"%*s\"} "
+                       "1\n",
+                    (size_t) XRAY_SAMPLING_CLIENT_ID_LEN, shm->client_id);
+
+    if (set == NULL) {
+        return p;
+    }
+
+    return ngx_http_xray_status_central_rules(p, sh, set);
+}
+
+
+static u_char *
+ngx_http_xray_status_central_rules(u_char *p, xray_sampling_shared_t *sh,
+    xray_sampling_rules_t *set)
+{
+    char                          name[XRAY_SAMPLING_NAME_LEN + 1];
+    uint64_t                      rate;
+    ngx_uint_t                    i, n, k;
+    xray_sampling_slot_t          st;
+    ngx_http_xray_rule_family_t  *f;
+
+    static const char  *by[] = { "quota", "borrow", "rate", "boost" };
+
+    n = ngx_min(set->nrules, XRAY_SAMPLING_RULES_MAX);
+
+    for (f = ngx_http_xray_rule_families; f->name; f++) {
+
+        p = ngx_sprintf(p, "# HELP %s %s\n# TYPE %s %s\n",
+                        f->name, f->help, f->name, f->type);
+
+        for (i = 0; i < n; i++) {
+            xray_sampling_slot_read(sh, set->rules[i].slot, &st);
+
+            ngx_memcpy(name, st.name,
+                       ngx_min(st.name_len, XRAY_SAMPLING_NAME_LEN));
+            name[ngx_min(st.name_len, XRAY_SAMPLING_NAME_LEN)] = '\0';
+
+            if (f->metric == NGX_HTTP_XRAY_RULE_SAMPLED) {
+
+                /* by rate: what neither quota, borrowing nor boost took */
+                rate = st.all_sampled - st.all_quota - st.all_borrowed
+                       - st.all_boosted;
+
+                if (rate > st.all_sampled) {
+                    rate = 0;
+                }
+
+                for (k = 0; k < 4; k++) {
+                    p = ngx_sprintf(p, "%s{rule=\"", f->name);
+                    p = ngx_http_xray_label_value(p, name);
+                    p = ngx_sprintf(p, "\",by=\"%s\"} %uL\n", by[k],
+                                    k == 0 ? st.all_quota
+                                    : k == 1 ? st.all_borrowed
+                                    : k == 2 ? rate : st.all_boosted);
+                }
+
+                continue;
+            }
+
+            p = ngx_sprintf(p, "%s{rule=\"", f->name);
+            p = ngx_http_xray_label_value(p, name);
+            p = ngx_cpymem(p, "\"} ", 3);
+
+            switch (f->metric) {
+
+            case NGX_HTTP_XRAY_RULE_REQUESTS:
+                p = ngx_sprintf(p, "%uL", st.all_requests);
+                break;
+
+            case NGX_HTTP_XRAY_RULE_QUOTA:
+                p = ngx_sprintf(p, "%uL", st.quota);
+                break;
+
+            case NGX_HTTP_XRAY_RULE_QUOTA_TTL:
+                p = ngx_sprintf(p, "%uL", st.quota_ttl_ms / 1000);
+                break;
+
+            case NGX_HTTP_XRAY_RULE_FIXED_RATE:
+                p = ngx_http_xray_status_rate(p, st.rate);
+                break;
+
+            case NGX_HTTP_XRAY_RULE_BOOST_RATE:
+                p = ngx_http_xray_status_rate(p, st.boost);
+                break;
+
+            default: /* NGX_HTTP_XRAY_RULE_BOOST_TTL */
+                p = ngx_sprintf(p, "%uL", st.boost_ttl_ms / 1000);
+                break;
+            }
+
+            *p++ = '\n';
+        }
+    }
+
+    return p;
+}
+
+
+/* a rate kept in units of 1e-9, as a decimal without trailing zeros */
+
+static u_char *
+ngx_http_xray_status_rate(u_char *p, uint64_t nanos)
+{
+    u_char  *last;
+
+    p = ngx_sprintf(p, "%uL", nanos / 1000000000);
+
+    nanos %= 1000000000;
+
+    if (nanos == 0) {
+        return p;
+    }
+
+    last = ngx_sprintf(p, ".%09uL", nanos);
+
+    while (last[-1] == '0') {
+        last--;
+    }
+
+    return last;
 }
