@@ -117,6 +117,9 @@ nginx_xray_rule_sampled_total\{rule="api",by="reservoir"\} 0
 nginx_xray_rule_sampled_total\{rule="api",by="rate"\} 2
 nginx_xray_rule_sampled_total\{rule="default",by="reservoir"\} 0
 nginx_xray_rule_sampled_total\{rule="default",by="rate"\} 0
+# HELP nginx_xray_sampling_source [^\n]+
+# TYPE nginx_xray_sampling_source gauge
+nginx_xray_sampling_source\{source="local"\} 1
 \z}]
 --- segment_count: 4
 
