@@ -24,7 +24,9 @@ static ngx_int_t ngx_http_xray_record(ngx_http_request_t *r,
     ngx_http_xray_ctx_t *ctx, ngx_uint_t in_progress);
 static ngx_int_t ngx_http_xray_fill_upstream(ngx_http_request_t *r,
     ngx_http_xray_ctx_t *ctx, xray_subsegment_t *sub, uint64_t now,
-    ngx_str_t *path);
+    ngx_uint_t aborted);
+static ngx_int_t ngx_http_xray_sent_path(ngx_http_request_t *r,
+    ngx_http_request_t *call, ngx_str_t *path);
 static void ngx_http_xray_failure(ngx_http_upstream_t *u,
     ngx_http_upstream_state_t *state, xray_cause_t *cause);
 static ngx_uint_t ngx_http_xray_capture(ngx_http_xray_loc_conf_t *xlcf,
@@ -224,7 +226,11 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
 
         ngx_memzero(&sub, sizeof(xray_subsegment_t));
 
-        if (ngx_http_xray_fill_upstream(r, ctx, &sub, now, &path) != NGX_OK) {
+        if (ngx_http_xray_fill_upstream(r, ctx, &sub, now,
+                                        status
+                                        == NGX_HTTP_CLIENT_CLOSED_REQUEST)
+            != NGX_OK)
+        {
             return NGX_ERROR;
         }
 
@@ -299,11 +305,11 @@ ngx_http_xray_capture(ngx_http_xray_loc_conf_t *xlcf, ngx_uint_t status)
 
 static ngx_int_t
 ngx_http_xray_fill_upstream(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
-    xray_subsegment_t *sub, uint64_t now, ngx_str_t *path)
+    xray_subsegment_t *sub, uint64_t now, ngx_uint_t aborted)
 {
     u_char                     *p, *ids;
     uint64_t                    t;
-    ngx_str_t                  *host, url;
+    ngx_str_t                  *host, url, path;
     ngx_uint_t                  i, n;
     xray_cause_t               *causes;
     xray_attempt_t             *att, *last;
@@ -368,7 +374,16 @@ ngx_http_xray_fill_upstream(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
             continue;
         }
 
-        /* no response at all: say why, as far as nginx recorded it */
+        /*
+         * no response: a client that went away (499) while the last attempt
+         * waited is the client's doing, not the upstream's
+         */
+
+        if (aborted && i == n - 1) {
+            continue;
+        }
+
+        /* else say why, as far as nginx recorded it */
 
         xray_id_segment(&ngx_http_xray_rng, ids);
         causes[i].id = ids;
@@ -402,10 +417,14 @@ ngx_http_xray_fill_upstream(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
     }
 
     if (host) {
+        if (ngx_http_xray_sent_path(r, r, &path) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
         sub->name.data = host->data;
         sub->name.len = host->len;
 
-        url.len = u->schema.len + host->len + path->len;
+        url.len = u->schema.len + host->len + path.len;
 
         if (u->upstream && u->upstream->port) {
             url.len += sizeof(":65535") - 1;
@@ -423,7 +442,7 @@ ngx_http_xray_fill_upstream(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
             p = ngx_sprintf(p, ":%ui", (ngx_uint_t) u->upstream->port);
         }
 
-        p = ngx_copy(p, path->data, path->len);
+        p = ngx_copy(p, path.data, path.len);
 
         sub->http.url.data = url.data;
         sub->http.url.len = p - url.data;
@@ -433,12 +452,104 @@ ngx_http_xray_fill_upstream(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
         sub->http.status = last->status;
         sub->flags = xray_status_flags(last->status);
 
-    } else {
+    } else if (last->cause) {
         sub->flags = XRAY_FLAG_FAULT;
         sub->cause = last->cause;
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The request target the upstream was sent, not the client's: proxy_pass
+ * writes it after rewrite, error_page and its own URI part, into the first
+ * buffer of the request, where it is read back ("METHOD SP target SP
+ * HTTP/1.x").  Other protocols (grpc_pass, fastcgi_pass...) write no
+ * request line: for them it is the URI the call had.  The query string and
+ * redactions are as for the segment's URL.
+ */
+
+static ngx_int_t
+ngx_http_xray_sent_path(ngx_http_request_t *r, ngx_http_request_t *call,
+    ngx_str_t *path)
+{
+    u_char                    *p, *q, *last;
+    ngx_buf_t                 *b;
+    ngx_http_upstream_t       *u;
+    ngx_http_xray_loc_conf_t  *xlcf;
+
+    static u_char              version[] = " HTTP/1.";
+
+    xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
+
+    u = call->upstream;
+    path->len = 0;
+
+    b = NULL;
+
+    /* "http://" or "https://": the proxy module's */
+    if (u && u->request_bufs
+        && u->schema.len >= sizeof("http://") - 1
+        && ngx_strncasecmp(u->schema.data, (u_char *) "http",
+                           sizeof("http") - 1) == 0
+        && u->schema.data[u->schema.len - 1] == '/')
+    {
+        b = u->request_bufs->buf;
+    }
+
+    if (b && ngx_buf_in_memory(b) && b->start && b->last > b->start) {
+        p = b->start;
+        last = b->last;
+
+        while (p < last && *p != ' ') {
+            p++;
+        }
+
+        q = ++p;
+
+        while (p < last && *p != ' ' && *p != CR && *p != LF) {
+            p++;
+        }
+
+        if (q < p && *q == '/'
+            && (size_t) (last - p) >= sizeof(version) - 1
+            && ngx_strncmp(p, version, sizeof(version) - 1) == 0)
+        {
+            path->data = q;
+            path->len = p - q;
+        }
+    }
+
+    if (path->len == 0) {
+        path->len = call->uri.len;
+
+        if (call->args.len) {
+            path->len += 1 + call->args.len;
+        }
+
+        path->data = ngx_pnalloc(r->pool, path->len);
+        if (path->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_copy(path->data, call->uri.data, call->uri.len);
+
+        if (call->args.len) {
+            *p++ = '?';
+            ngx_memcpy(p, call->args.data, call->args.len);
+        }
+    }
+
+    if (!xlcf->record_query) {
+        q = ngx_strlchr(path->data, path->data + path->len, '?');
+
+        if (q) {
+            path->len = q - path->data;
+        }
+    }
+
+    return ngx_http_xray_mask(r, xlcf->redact, path);
 }
 
 
