@@ -186,6 +186,20 @@ typedef struct {
 } ngx_http_xray_loc_conf_t;
 
 
+/* a subrequest of a traced request: a call of its own, with its own id */
+typedef struct ngx_http_xray_sub_s  ngx_http_xray_sub_t;
+
+struct ngx_http_xray_sub_s {
+    ngx_http_request_t         *request;
+    ngx_http_xray_sub_t        *next;
+    uint64_t                    started;       /* microseconds */
+    ngx_str_t                   header;        /* its X-Amzn-Trace-Id */
+    u_char                      id[XRAY_ID_LEN];
+    u_char                      traceparent[XRAY_TRACEPARENT_LEN];
+    unsigned                    has_traceparent:1;
+};
+
+
 typedef struct {
     u_char                      trace_id[XRAY_TRACE_ID_LEN];
     u_char                      segment_id[XRAY_ID_LEN];
@@ -209,6 +223,9 @@ typedef struct {
     unsigned                    recorded:1;    /* segment written */
     unsigned                    traceparent_tried:1;
     unsigned                    has_traceparent:1; /* traceparent written */
+
+    ngx_http_xray_sub_t        *subs;          /* in the order they began */
+    ngx_http_xray_sub_t        *last_sub;
 } ngx_http_xray_ctx_t;
 
 
@@ -231,6 +248,7 @@ ngx_int_t ngx_http_xray_context_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_xray_rng_init(ngx_cycle_t *cycle);
 ngx_http_xray_ctx_t *ngx_http_xray_get_ctx(ngx_http_request_t *r);
 ngx_http_xray_ctx_t *ngx_http_xray_decide_late(ngx_http_request_t *r);
+ngx_http_xray_sub_t *ngx_http_xray_get_sub(ngx_http_request_t *r);
 ngx_uint_t ngx_http_xray_traceparent(ngx_http_xray_ctx_t *ctx);
 
 extern ngx_str_t     ngx_http_xray_header_name;

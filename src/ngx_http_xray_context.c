@@ -23,6 +23,9 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_xray_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_xray_subrequest(ngx_http_request_t *r);
+static ngx_int_t ngx_http_xray_replace(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_str_t *was, ngx_str_t *value);
 static void ngx_http_xray_cleanup(void *data);
 static ngx_int_t ngx_http_xray_read_context(ngx_http_request_t *r,
     xray_trace_ctx_t *tc, ngx_table_elt_t **first, ngx_uint_t *invalid);
@@ -74,9 +77,13 @@ ngx_http_xray_handler(ngx_http_request_t *r)
     ngx_http_xray_main_conf_t  *xmcf;
     ngx_http_core_srv_conf_t   *cscf;
 
+    if (r != r->main) {
+        return ngx_http_xray_subrequest(r);
+    }
+
     xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
 
-    if (!xlcf->enable || r != r->main) {
+    if (!xlcf->enable) {
         return NGX_DECLINED;
     }
 
@@ -357,6 +364,198 @@ ngx_http_xray_decide_late(ngx_http_request_t *r)
     }
 
     return ngx_http_xray_get_ctx(r);
+}
+
+
+/* where the Parent is in the header ngx_http_xray_forward() writes */
+#define NGX_HTTP_XRAY_PARENT_AT  (sizeof("Root=") - 1 + XRAY_TRACE_ID_LEN   \
+                                  + sizeof(";Parent=") - 1)
+
+
+/*
+ * A subrequest of a traced request (auth_request, mirror, SSI) is a call of
+ * its own, whatever its location says: it gets an id of its own, forwarded
+ * as its Parent, with the request's Root and decision, in place of the
+ * context its parent forwards (which it inherited with its parent's
+ * headers), and the request's segment records it if it reached an upstream
+ * (ngx_http_xray_segment.c).  Its header list is its parent's, shared: the
+ * list is copied before anything in it changes.  An internal redirect of
+ * the subrequest keeps what it had.
+ */
+
+static ngx_int_t
+ngx_http_xray_subrequest(ngx_http_request_t *r)
+{
+    u_char                id[XRAY_W3C_TRACE_ID_LEN];
+    ngx_str_t             name, was, value;
+    ngx_time_t           *tp;
+    ngx_http_xray_ctx_t  *ctx;
+    ngx_http_xray_sub_t  *sub, *parent;
+
+    ctx = ngx_http_xray_get_ctx(r);
+
+    if (ctx == NULL || !ctx->traced
+        || ctx->header.len < NGX_HTTP_XRAY_PARENT_AT + XRAY_ID_LEN
+        || ngx_http_xray_get_sub(r) != NULL)
+    {
+        return NGX_DECLINED;
+    }
+
+    sub = ngx_pcalloc(r->pool, sizeof(ngx_http_xray_sub_t));
+    if (sub == NULL) {
+        return NGX_ERROR;
+    }
+
+    sub->request = r;
+    xray_id_segment(&ngx_http_xray_rng, sub->id);
+
+    /* the event loop's time, as for the request's own call */
+    tp = ngx_timeofday();
+    sub->started = (uint64_t) tp->sec * 1000000 + tp->msec * 1000;
+
+    sub->header.len = ctx->header.len;
+    sub->header.data = ngx_pnalloc(r->pool, ctx->header.len);
+    if (sub->header.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(sub->header.data, ctx->header.data, ctx->header.len);
+    ngx_memcpy(sub->header.data + NGX_HTTP_XRAY_PARENT_AT, sub->id,
+               XRAY_ID_LEN);
+
+    if (xray_w3c_trace_id_from_root(id, ctx->trace_id)) {
+        xray_traceparent_format(sub->traceparent, id, sub->id,
+                                ctx->sampled);
+        sub->has_traceparent = 1;
+    }
+
+    /* a subrequest of a subrequest inherited that one's context */
+
+    parent = (r->parent != r->main) ? ngx_http_xray_get_sub(r->parent)
+                                    : NULL;
+
+    was = parent ? parent->header : ctx->header;
+
+    if (ngx_http_xray_replace(r, &ngx_http_xray_header_name, &was,
+                              &sub->header)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (sub->has_traceparent
+        && (parent ? parent->has_traceparent : ngx_http_xray_traceparent(ctx)))
+    {
+        was.data = parent ? parent->traceparent : ctx->traceparent;
+        was.len = XRAY_TRACEPARENT_LEN;
+        value.data = sub->traceparent;
+        value.len = XRAY_TRACEPARENT_LEN;
+        name = ngx_http_xray_traceparent_name;
+
+        if (ngx_http_xray_replace(r, &name, &was, &value) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ctx->last_sub) {
+        ctx->last_sub->next = sub;
+
+    } else {
+        ctx->subs = sub;
+    }
+
+    ctx->last_sub = sub;
+
+    /* a subrequest's own slot: the request's context is its main's */
+    ngx_http_set_ctx(r, sub, ngx_http_xray_module);
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * In a subrequest's header list: if a header name has the value was (the
+ * context its parent forwards), the list becomes a copy of its own in which
+ * that header has value instead.
+ */
+
+static ngx_int_t
+ngx_http_xray_replace(ngx_http_request_t *r, ngx_str_t *name, ngx_str_t *was,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t         *h;
+    ngx_http_xray_cursor_t   cur;
+
+    ngx_memzero(&cur, sizeof(ngx_http_xray_cursor_t));
+
+    for ( ;; ) {
+        h = ngx_http_xray_header_find(&r->headers_in.headers, name, &cur);
+
+        if (h == NULL) {
+            return NGX_OK;
+        }
+
+        if (h->value.len == was->len
+            && ngx_memcmp(h->value.data, was->data, was->len) == 0)
+        {
+            break;
+        }
+    }
+
+    /* the list is rebuilt, its elements copied: the parent's stay intact */
+
+    if (ngx_http_xray_header_remove(r, &r->headers_in.headers, name, NULL)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_xray_header_add(r, &r->headers_in.headers, name, value)
+        == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The call of a subrequest of a traced request, if it is one: in the
+ * subrequest's module context, or, after an internal redirect of the
+ * subrequest cleared that, in the request's list.
+ */
+
+ngx_http_xray_sub_t *
+ngx_http_xray_get_sub(ngx_http_request_t *r)
+{
+    ngx_http_xray_ctx_t  *ctx;
+    ngx_http_xray_sub_t  *sub;
+
+    if (r == r->main) {
+        return NULL;
+    }
+
+    sub = ngx_http_get_module_ctx(r, ngx_http_xray_module);
+
+    if (sub != NULL) {
+        return sub;
+    }
+
+    ctx = ngx_http_xray_get_ctx(r);
+
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    for (sub = ctx->subs; sub; sub = sub->next) {
+        if (sub->request == r) {
+            ngx_http_set_ctx(r, sub, ngx_http_xray_module);
+            return sub;
+        }
+    }
+
+    return NULL;
 }
 
 

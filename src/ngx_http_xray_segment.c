@@ -22,9 +22,12 @@ typedef struct {
 static ngx_int_t ngx_http_xray_log_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_xray_record(ngx_http_request_t *r,
     ngx_http_xray_ctx_t *ctx, ngx_uint_t in_progress);
+static ngx_int_t ngx_http_xray_calls(ngx_http_request_t *r,
+    ngx_http_xray_ctx_t *ctx, xray_segment_t *seg, uint64_t now,
+    ngx_uint_t status);
 static ngx_int_t ngx_http_xray_fill_upstream(ngx_http_request_t *r,
-    ngx_http_xray_ctx_t *ctx, xray_subsegment_t *sub, uint64_t now,
-    ngx_uint_t aborted);
+    ngx_http_request_t *call, const u_char *id, uint64_t started,
+    xray_subsegment_t *sub, uint64_t now, ngx_uint_t aborted);
 static ngx_int_t ngx_http_xray_sent_path(ngx_http_request_t *r,
     ngx_http_request_t *call, ngx_str_t *path);
 static void ngx_http_xray_failure(ngx_http_upstream_t *u,
@@ -111,9 +114,8 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
     uint64_t                    now;
     ngx_str_t                   name, url, path, host;
     u_char                     *doc;
-    ngx_uint_t                  status;
+    ngx_uint_t                  status, i;
     xray_segment_t              seg;
-    xray_subsegment_t           sub;
     ngx_http_xray_loc_conf_t   *xlcf;
     ngx_http_xray_main_conf_t  *xmcf;
     ngx_http_core_srv_conf_t   *cscf;
@@ -222,40 +224,28 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
                    ngx_strlen(xmcf->rules.rules[ctx->rule].name);
     }
 
-    if (!in_progress && r->upstream_states && r->upstream_states->nelts) {
-
-        ngx_memzero(&sub, sizeof(xray_subsegment_t));
-
-        if (ngx_http_xray_fill_upstream(r, ctx, &sub, now,
-                                        status
-                                        == NGX_HTTP_CLIENT_CLOSED_REQUEST)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        seg.subsegment = &sub;
-
-        /* the proxy's answer came from a failed upstream call */
-        if (sub.cause && status >= 500) {
-            seg.cause = sub.cause;
-        }
+    if (!in_progress
+        && ngx_http_xray_calls(r, ctx, &seg, now, status) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     len = xray_segment_write(doc, XRAY_DOC_MAX, &seg, 1);
 
-    if (len == 0 && seg.subsegment) {
+    if (len == 0 && seg.nsubsegments) {
 
-        /* too large for one datagram: the subsegment goes on its own */
+        /* too large for one datagram: each call goes on its own */
 
-        len = xray_subsegment_write(doc, XRAY_DOC_MAX,
-                                    seg.subsegment, ctx->trace_id,
-                                    ctx->segment_id);
-        if (len) {
-            ngx_http_xray_emitter_queue(xmcf, doc, len);
+        for (i = 0; i < seg.nsubsegments; i++) {
+            len = xray_subsegment_write(doc, XRAY_DOC_MAX,
+                                        &seg.subsegments[i], ctx->trace_id,
+                                        ctx->segment_id);
+            if (len) {
+                ngx_http_xray_emitter_queue(xmcf, doc, len);
 
-        } else {
-            ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_DROPPED_TOO_LARGE);
+            } else {
+                ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_DROPPED_TOO_LARGE);
+            }
         }
 
         ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_SPLIT);
@@ -297,15 +287,99 @@ ngx_http_xray_capture(ngx_http_xray_loc_conf_t *xlcf, ngx_uint_t status)
 
 
 /*
- * The remote subsegment of the upstream call: its id is the Parent that was
- * forwarded, so the upstream's own segment nests under it.  nginx keeps one
+ * The calls the request made, each a remote subsegment: its own upstream
+ * call, then each of its subrequests' (auth_request, mirror, SSI) that
+ * reached an upstream, in the order they began.  A subrequest's request
+ * lives in the request's pool, so it is still there in the log phase.
+ */
+
+static ngx_int_t
+ngx_http_xray_calls(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
+    xray_segment_t *seg, uint64_t now, ngx_uint_t status)
+{
+    ngx_uint_t            n, aborted;
+    xray_subsegment_t    *subs;
+    ngx_http_xray_sub_t  *call;
+
+    n = (r->upstream_states && r->upstream_states->nelts) ? 1 : 0;
+
+    for (call = ctx->subs; call; call = call->next) {
+        if (call->request->upstream_states
+            && call->request->upstream_states->nelts)
+        {
+            n++;
+        }
+    }
+
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    subs = ngx_pcalloc(r->pool, n * sizeof(xray_subsegment_t));
+    if (subs == NULL) {
+        return NGX_ERROR;
+    }
+
+    seg->subsegments = subs;
+    aborted = (status == NGX_HTTP_CLIENT_CLOSED_REQUEST);
+
+    if (r->upstream_states && r->upstream_states->nelts) {
+
+        if (ngx_http_xray_fill_upstream(r, r, ctx->upstream_id, ctx->decided,
+                                        &subs[0], now, aborted)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (subs[0].id) {
+            /* the proxy's answer came from a failed upstream call */
+            if (subs[0].cause && status >= 500) {
+                seg->cause = subs[0].cause;
+            }
+
+            seg->nsubsegments = 1;
+        }
+    }
+
+    for (call = ctx->subs; call; call = call->next) {
+
+        if (call->request->upstream_states == NULL
+            || call->request->upstream_states->nelts == 0)
+        {
+            continue;
+        }
+
+        if (ngx_http_xray_fill_upstream(r, call->request, call->id,
+                                        call->started,
+                                        &subs[seg->nsubsegments], now,
+                                        aborted)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (subs[seg->nsubsegments].id) {
+            seg->nsubsegments++;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The remote subsegment of an upstream call, the request's own or a
+ * subrequest's (call): its id is the Parent that was forwarded (id), so the
+ * upstream's own segment nests under it.  nginx keeps one
  * state per attempt (proxy_next_upstream) with durations but no start time:
  * attempts are laid end to end from the moment the decision was taken.
  */
 
 static ngx_int_t
-ngx_http_xray_fill_upstream(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
-    xray_subsegment_t *sub, uint64_t now, ngx_uint_t aborted)
+ngx_http_xray_fill_upstream(ngx_http_request_t *r, ngx_http_request_t *call,
+    const u_char *id, uint64_t started, xray_subsegment_t *sub, uint64_t now,
+    ngx_uint_t aborted)
 {
     u_char                     *p, *ids;
     uint64_t                    t;
@@ -316,8 +390,8 @@ ngx_http_xray_fill_upstream(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
     ngx_http_upstream_t        *u;
     ngx_http_upstream_state_t  *state;
 
-    state = r->upstream_states->elts;
-    n = r->upstream_states->nelts;
+    state = call->upstream_states->elts;
+    n = call->upstream_states->nelts;
 
     /* per attempt: the attempt, a cause, and ids for both */
     att = ngx_pcalloc(r->pool, n * (sizeof(xray_attempt_t)
@@ -330,7 +404,7 @@ ngx_http_xray_fill_upstream(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
     causes = (xray_cause_t *) (att + n);
     ids = (u_char *) (causes + n);
 
-    t = ctx->decided;
+    t = started;
     last = NULL;
 
     for (i = 0; i < n; i++) {
@@ -389,7 +463,7 @@ ngx_http_xray_fill_upstream(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
         causes[i].id = ids;
         ids += XRAY_ID_LEN;
         causes[i].remote = 1;
-        ngx_http_xray_failure(r->upstream, &state[i], &causes[i]);
+        ngx_http_xray_failure(call->upstream, &state[i], &causes[i]);
         last->cause = &causes[i];
     }
 
@@ -397,16 +471,16 @@ ngx_http_xray_fill_upstream(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
         return NGX_OK;
     }
 
-    sub->id = ctx->upstream_id;
+    sub->id = id;
     sub->attempts = att;
-    sub->start = ctx->decided;
+    sub->start = started;
     sub->end = ngx_max(last->end, sub->start);
 
-    sub->http.method.data = r->main->method_name.data;
-    sub->http.method.len = r->main->method_name.len;
+    sub->http.method.data = call->method_name.data;
+    sub->http.method.len = call->method_name.len;
     sub->http.content_length = -1;
 
-    u = r->upstream;
+    u = call->upstream;
     host = NULL;
 
     if (u && u->upstream) {
@@ -417,7 +491,7 @@ ngx_http_xray_fill_upstream(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
     }
 
     if (host) {
-        if (ngx_http_xray_sent_path(r, r, &path) != NGX_OK) {
+        if (ngx_http_xray_sent_path(r, call, &path) != NGX_OK) {
             return NGX_ERROR;
         }
 

@@ -2,6 +2,8 @@
  * $xray_trace_id, $xray_segment_id, $xray_upstream_id, $xray_sampled,
  * $xray_trace_header and $xray_traceparent: the request's trace context,
  * for logs and for forwarding it by other means than the request headers.
+ * In a subrequest that is a call of its own (ngx_http_xray_subrequest()),
+ * the last three are that call's.
  */
 
 #include "ngx_http_xray.h"
@@ -50,12 +52,19 @@ ngx_http_xray_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     uintptr_t data)
 {
     ngx_http_xray_ctx_t  *ctx;
+    ngx_http_xray_sub_t  *sub;
 
     ctx = ngx_http_xray_get_ctx(r);
 
-    if (ctx == NULL || !ctx->traced
-        || (data == NGX_HTTP_XRAY_VAR_TRACEPARENT
-            && !ngx_http_xray_traceparent(ctx)))
+    if (ctx == NULL || !ctx->traced) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    sub = (r != r->main) ? ngx_http_xray_get_sub(r) : NULL;
+
+    if (data == NGX_HTTP_XRAY_VAR_TRACEPARENT
+        && !(sub ? sub->has_traceparent : ngx_http_xray_traceparent(ctx)))
     {
         v->not_found = 1;
         return NGX_OK;
@@ -74,7 +83,7 @@ ngx_http_xray_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         break;
 
     case NGX_HTTP_XRAY_VAR_UPSTREAM_ID:
-        v->data = ctx->upstream_id;
+        v->data = sub ? sub->id : ctx->upstream_id;
         v->len = XRAY_ID_LEN;
         break;
 
@@ -84,13 +93,13 @@ ngx_http_xray_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         break;
 
     case NGX_HTTP_XRAY_VAR_TRACEPARENT:
-        v->data = ctx->traceparent;
+        v->data = sub ? sub->traceparent : ctx->traceparent;
         v->len = XRAY_TRACEPARENT_LEN;
         break;
 
     default: /* NGX_HTTP_XRAY_VAR_TRACE_HEADER */
-        v->data = ctx->header.data;
-        v->len = ctx->header.len;
+        v->data = sub ? sub->header.data : ctx->header.data;
+        v->len = sub ? sub->header.len : ctx->header.len;
         break;
     }
 

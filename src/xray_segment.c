@@ -219,6 +219,7 @@ size_t
 xray_segment_write(unsigned char *buf, size_t size,
     const xray_segment_t *seg, int with_subsegments)
 {
+    size_t      i;
     xray_out_t  o;
 
     xray_out_init(&o, buf, size);
@@ -245,9 +246,17 @@ xray_segment_write(unsigned char *buf, size_t size,
     xray_put_metadata(&o, seg->metadata, seg->nmetadata);
     xray_put_aws(&o, seg);
 
-    if (with_subsegments && seg->subsegment != NULL) {
+    if (with_subsegments && seg->nsubsegments) {
         xray_put_lit(&o, ",\"subsegments\":[");
-        xray_put_subsegment(&o, seg->subsegment);
+
+        for (i = 0; i < seg->nsubsegments; i++) {
+            if (i) {
+                xray_put_byte(&o, ',');
+            }
+
+            xray_put_subsegment(&o, &seg->subsegments[i]);
+        }
+
         xray_put_lit(&o, "]");
     }
 

@@ -158,18 +158,20 @@ typedef struct {
     xray_span_t              sdk_version;
     xray_span_t              sampling_rule_name;
 
-    const xray_subsegment_t *subsegment;  /* NULL: none */
+    /* the calls it made: its upstream call, its subrequests', in order */
+    const xray_subsegment_t *subsegments;
+    size_t                   nsubsegments;
 } xray_segment_t;
 
 
 /*
- * Writes the segment as one compact JSON document, with its subsegment
- * unless with_subsegments is 0 (the subsegment is then sent on its own with
+ * Writes the segment as one compact JSON document, with its subsegments
+ * unless with_subsegments is 0 (each is then sent on its own with
  * xray_subsegment_write()).  Returns the length written, or 0 if the
  * document does not fit in size bytes; nothing is written past size, and on
  * 0 the buffer does not start with a document.
  *
- * The id, trace_id (and every id of the subsegment and its attempts) must
+ * The id, trace_id (and every id of the subsegments and their attempts) must
  * point to that many bytes; they are escaped, not checked.  A buffer of
  * XRAY_DOC_MAX bytes after XRAY_DAEMON_HEADER makes one datagram.
  */

@@ -114,7 +114,7 @@ our $GraceWait      = 0.3;   # extra wait that catches unexpected datagrams
 our $BurstTimeout   = 180;   # default bound for a whole --- burst
 
 my $OwnerPid = $$;
-my ($UpstreamPid, $SinkPid, $SinkDir, $SinkFile);
+my ($UpstreamPid, $SinkPid, $SinkDir, $SinkFile, $HeadsFile);
 my $JSON = JSON::PP->new->utf8->allow_nonref;
 
 # ---------------------------------------------------------------------------
@@ -175,6 +175,11 @@ sub _stop_server {
 #   /reset/...             close with a TCP RST instead of answering
 #   /hang/...              never answer (until the peer closes, max 60 s)
 #   /header/Name/Value/... add that response header (URL-decoded)
+#   /log/...               append the request head to a file first, for
+#                          calls whose answer the client never sees
+#                          (auth_request, mirror): upstream_heads() reads
+#                          them back, in arrival order; cleared before every
+#                          block
 # ---------------------------------------------------------------------------
 
 my %Reason = (
@@ -305,6 +310,12 @@ sub _serve_connection {
         } elsif ($path =~ s{^/hang(?=/|$)}{}) {
             $mode = 'hang';
             last;
+        } elsif ($path =~ s{^/log(?=/|$)}{}) {
+            # one write per record, as the sink does
+            if (sysopen my $out, $HeadsFile, O_WRONLY | O_APPEND | O_CREAT) {
+                syswrite $out, pack('N', length $head) . $head;
+                close $out;
+            }
         } elsif ($path =~ s{^/header/([^/]+)/([^/]*)(?=/|$)}{}) {
             push @extra, [_urldecode($1), _urldecode($2)];
         } else {
@@ -395,7 +406,6 @@ sub _drain_request_body {
 
 sub _start_sink {
     my $port = $ENV{TEST_NGINX_XRAY_DAEMON_PORT};
-    $SinkDir  = File::Temp::tempdir('xraytest-sink-XXXXXX', TMPDIR => 1, CLEANUP => 0);
     $SinkFile = File::Spec->catfile($SinkDir, 'datagrams.bin');
     open my $touch, '>', $SinkFile or die "XRayTest: cannot create $SinkFile: $!\n";
     close $touch;
@@ -440,6 +450,31 @@ sub _sink_main {
 }
 
 sub sink_file { return $SinkFile }
+
+# upstream_heads(min_count => N, timeout => S): the request heads the echo
+# upstream logged (/log/ paths) since the block began, waiting (at most S
+# seconds, default 3) until at least N (default 0) are there.
+sub upstream_heads {
+    my %opt = @_;
+    my $min = $opt{min_count} // 0;
+    my $deadline = time + ($opt{timeout} // $SegmentTimeout);
+    while (1) {
+        my @heads;
+        if (defined $HeadsFile && open my $in, '<:raw', $HeadsFile) {
+            my $data = do { local $/; <$in> } // '';
+            close $in;
+            my $off = 0;
+            while ($off + 4 <= length $data) {
+                my $len = unpack 'N', substr($data, $off, 4);
+                last if $off + 4 + $len > length $data;
+                push @heads, substr($data, $off + 4, $len);
+                $off += 4 + $len;
+            }
+        }
+        return @heads if @heads >= $min || time >= $deadline;
+        sleep 0.02;
+    }
+}
 
 # Forget everything received so far.
 sub sink_clear {
@@ -1045,6 +1080,9 @@ sub sampling_api_post {
 }
 
 unless ($ENV{XRAYTEST_NO_SERVERS}) {
+    $SinkDir   = File::Temp::tempdir('xraytest-sink-XXXXXX', TMPDIR => 1,
+                                     CLEANUP => 0);
+    $HeadsFile = File::Spec->catfile($SinkDir, 'upstream-heads.bin');
     _start_upstream();
     _start_sink();
 }
@@ -1053,6 +1091,7 @@ Test::Nginx::Socket::add_block_preprocessor(sub {
     my $block = shift;
 
     sink_clear();
+    truncate $HeadsFile, 0 if defined $HeadsFile && -e $HeadsFile;
 
     # sampling rules any block may name, unless it brings its own files
     if (!defined $block->user_files) {

@@ -445,7 +445,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned char        h[HEADER_LEN], id[XRAY_ID_LEN];
     xray_span_t          s[NSPANS];
     xray_segment_t       seg;
-    xray_subsegment_t    sub;
+    xray_subsegment_t    sub, subs[2];
     xray_attempt_t       at[3];
     xray_annotation_t    ann[3];
     xray_metadata_t      md[2];
@@ -553,7 +553,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     seg.nmetadata = (h[11] >> 2) % 3;
     seg.sdk_version = s[22];
     seg.sampling_rule_name = s[23];
-    seg.subsegment = (h[11] & 0x10) ? &sub : NULL;
+    subs[0] = sub;
+    subs[1] = sub;
+    seg.subsegments = subs;
+    seg.nsubsegments = (h[11] & 0x10) ? 1 + ((h[11] >> 5) & 1) : 0;
 
     d.seg = &seg;
     d.sub = NULL;

@@ -547,7 +547,8 @@ full(xray_segment_t *seg, xray_subsegment_t *sub, xray_attempt_t *at,
     seg->nmetadata = 2;
     seg->sdk_version = sp("0.1.0");
     seg->sampling_rule_name = sp("api");
-    seg->subsegment = sub;
+    seg->subsegments = sub;
+    seg->nsubsegments = sub ? 1 : 0;
 }
 
 
@@ -572,7 +573,7 @@ test_documents(void)
     static unsigned char  buf[8192];
     size_t                n;
     xray_segment_t        seg;
-    xray_subsegment_t     sub;
+    xray_subsegment_t     sub, subs[2];
     xray_attempt_t        at[2];
     xray_annotation_t     ann[5];
     xray_metadata_t       md[2];
@@ -639,13 +640,29 @@ test_documents(void)
 
     minimal(&seg);
     two_attempts(&sub, at, &c);
-    seg.subsegment = &sub;
+    seg.subsegments = &sub;
+    seg.nsubsegments = 1;
     is_segment(&seg, 1,
                HEAD TIMES AWS ",\"subsegments\":[{\"name\":\"users.internal\","
                "\"id\":\"" SUB "\"" TWO_BODY "}]}",
                "two_attempts");
 
     is_segment(&seg, 0, HEAD TIMES AWS "}", "two_attempts_split");
+
+    subs[0] = sub;
+    subs[1] = sub;
+    subs[1].name = sp("auth.internal");
+    seg.subsegments = subs;
+    seg.nsubsegments = 2;
+    is_segment(&seg, 1,
+               HEAD TIMES AWS ",\"subsegments\":[{\"name\":"
+               "\"users.internal\",\"id\":\"" SUB "\"" TWO_BODY "},"
+               "{\"name\":\"auth.internal\",\"id\":\"" SUB "\""
+               TWO_BODY "}]}",
+               "two calls: both subsegments, in order");
+    is_segment(&seg, 0, HEAD TIMES AWS "}", "two calls, split");
+    seg.subsegments = &sub;
+    seg.nsubsegments = 1;
 
     n = xray_subsegment_write(buf, sizeof(buf), &sub, U(R), U(ID));
     is_mem(buf, n,
