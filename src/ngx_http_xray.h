@@ -200,18 +200,28 @@ struct ngx_http_xray_sub_s {
 };
 
 
-typedef struct {
-    u_char                      trace_id[XRAY_TRACE_ID_LEN];
-    u_char                      segment_id[XRAY_ID_LEN];
-    u_char                      upstream_id[XRAY_ID_LEN];
-    u_char                      client_parent[XRAY_ID_LEN];
+/*
+ * A request's trace context, kept small: with the forwarded header written
+ * over the client's where it fits, a request takes no more of its pool than
+ * the blocks plain nginx has already allocated for it have left.
+ */
 
-    ngx_str_t                   header;        /* forwarded upstream */
-    u_char                      traceparent[XRAY_TRACEPARENT_LEN];
-    ngx_uint_t                  rule;
-    xray_sampling_pick_t       *pick;          /* centralized rule, or NULL */
+typedef struct {
+    ngx_pool_cleanup_t          cleanup;       /* finds it after a redirect */
+
+    /*
+     * "Root=<trace id>;Parent=<upstream call's id>;...", forwarded upstream:
+     * ngx_http_xray_trace_id() and ngx_http_xray_upstream_id() point into it
+     */
+    ngx_str_t                   header;
+
+    u_char                      client_parent[XRAY_ID_LEN];
+    uint64_t                    segment_id;    /* on first use; 0: not yet */
+    u_char                     *traceparent;   /* on first use, or NULL */
     uint64_t                    decided;       /* microseconds: when the */
                                                /* upstream call may begin */
+    xray_sampling_pick_t       *pick;          /* centralized rule, or NULL */
+    uint32_t                    rule;
 
     unsigned                    traced:1;      /* has a trace context */
     unsigned                    has_parent:1;
@@ -222,7 +232,6 @@ typedef struct {
     unsigned                    stream:1;      /* text/event-stream */
     unsigned                    recorded:1;    /* segment written */
     unsigned                    traceparent_tried:1;
-    unsigned                    has_traceparent:1; /* traceparent written */
 
     ngx_http_xray_sub_t        *subs;          /* in the order they began */
     ngx_http_xray_sub_t        *last_sub;
@@ -249,7 +258,15 @@ ngx_int_t ngx_http_xray_rng_init(ngx_cycle_t *cycle);
 ngx_http_xray_ctx_t *ngx_http_xray_get_ctx(ngx_http_request_t *r);
 ngx_http_xray_ctx_t *ngx_http_xray_decide_late(ngx_http_request_t *r);
 ngx_http_xray_sub_t *ngx_http_xray_get_sub(ngx_http_request_t *r);
-ngx_uint_t ngx_http_xray_traceparent(ngx_http_xray_ctx_t *ctx);
+u_char *ngx_http_xray_segment_id(ngx_http_xray_ctx_t *ctx, u_char *buf);
+ngx_int_t ngx_http_xray_traceparent(ngx_http_request_t *r,
+    ngx_http_xray_ctx_t *ctx);
+
+/* XRAY_TRACE_ID_LEN and XRAY_ID_LEN bytes of a traced request's header */
+#define ngx_http_xray_trace_id(ctx)                                          \
+    ((ctx)->header.data + XRAY_HEADER_ROOT_AT)
+#define ngx_http_xray_upstream_id(ctx)                                       \
+    ((ctx)->header.data + XRAY_HEADER_PARENT_AT)
 
 extern ngx_str_t     ngx_http_xray_header_name;
 extern xray_rng_t    ngx_http_xray_rng;

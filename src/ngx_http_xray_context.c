@@ -40,8 +40,10 @@ static void ngx_http_xray_conflict(ngx_http_request_t *r,
 static void ngx_http_xray_decide(ngx_http_request_t *r,
     ngx_http_xray_ctx_t *ctx, xray_sampled_e client);
 static ngx_int_t ngx_http_xray_forward(ngx_http_request_t *r,
-    ngx_http_xray_ctx_t *ctx, xray_trace_ctx_t *tc, ngx_table_elt_t *h,
-    xray_tracestate_t *ts);
+    ngx_http_xray_ctx_t *ctx, const u_char *root, xray_trace_ctx_t *tc,
+    ngx_table_elt_t *h, xray_tracestate_t *ts);
+static ngx_uint_t ngx_http_xray_rewritable(ngx_http_request_t *r,
+    ngx_str_t *value);
 
 
 ngx_str_t   ngx_http_xray_header_name = ngx_string("X-Amzn-Trace-Id");
@@ -64,13 +66,14 @@ static ngx_int_t
 ngx_http_xray_handler(ngx_http_request_t *r)
 {
     ngx_int_t                   rc;
+    u_char                      trace_id[XRAY_TRACE_ID_LEN];
     ngx_str_t                   trust;
     ngx_uint_t                  invalid, w3c;
     ngx_time_t                 *tp;
+    const u_char               *root;
     xray_trace_ctx_t           *kept;
     xray_sampled_e              client;
     xray_tracestate_t          *state;
-    ngx_pool_cleanup_t         *cln;
     ngx_http_xray_ctx_t        *ctx;
     ngx_http_xray_client_t      cl;
     ngx_http_xray_loc_conf_t   *xlcf;
@@ -99,18 +102,21 @@ ngx_http_xray_handler(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    /* found again through the pool after an internal redirect clears ctx */
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
-    }
-
-    cln->handler = ngx_http_xray_cleanup;
-    cln->data = ctx;
+    /*
+     * found again through the pool after an internal redirect clears ctx:
+     * a cleanup of the pool's, but part of ctx, which saves an allocation
+     */
+    ctx->cleanup.handler = ngx_http_xray_cleanup;
+    ctx->cleanup.data = ctx;
+    ctx->cleanup.next = r->pool->cleanup;
+    r->pool->cleanup = &ctx->cleanup;
 
     ngx_http_set_ctx(r, ctx, ngx_http_xray_module);
 
-    ngx_memzero(&cl.tc, sizeof(xray_trace_ctx_t));
+    /* what is read of cl.tc before it is parsed (the spans are not) */
+    cl.tc.root = NULL;
+    cl.tc.nkept = 0;
+    cl.tc.kept_len = 0;
     cl.xray_h = NULL;
     cl.xray = 0;
     cl.w3c = 0;
@@ -212,7 +218,8 @@ ngx_http_xray_handler(ngx_http_request_t *r)
     }
 
     if (w3c) {
-        xray_w3c_root_from_trace_id(ctx->trace_id, cl.tp.trace_id);
+        xray_w3c_root_from_trace_id(trace_id, cl.tp.trace_id);
+        root = trace_id;
         ngx_memcpy(ctx->client_parent, cl.tp.parent_id, XRAY_ID_LEN);
         ctx->has_parent = 1;
         client = (cl.tp.flags & XRAY_W3C_SAMPLED) ? XRAY_SAMPLED_YES
@@ -221,7 +228,7 @@ ngx_http_xray_handler(ngx_http_request_t *r)
         ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_FROM_W3C);
 
     } else if (cl.xray) {
-        ngx_memcpy(ctx->trace_id, cl.tc.root, XRAY_TRACE_ID_LEN);
+        root = cl.tc.root;
 
         if (cl.tc.parent) {
             ngx_memcpy(ctx->client_parent, cl.tc.parent, XRAY_ID_LEN);
@@ -238,15 +245,12 @@ ngx_http_xray_handler(ngx_http_request_t *r)
             return NGX_DECLINED;
         }
 
-        xray_id_trace(&ngx_http_xray_rng, ngx_time(), ctx->trace_id);
+        xray_id_trace(&ngx_http_xray_rng, ngx_time(), trace_id);
+        root = trace_id;
         ctx->originated = 1;
         client = XRAY_SAMPLED_NONE;
         ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_ORIGINATED);
     }
-
-    ctx->traced = 1;
-    xray_id_segment(&ngx_http_xray_rng, ctx->segment_id);
-    xray_id_segment(&ngx_http_xray_rng, ctx->upstream_id);
 
     /* the event loop's time, as r->start_sec and r->start_msec are */
     tp = ngx_timeofday();
@@ -281,13 +285,19 @@ decided:
         ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_REQUESTED);
     }
 
-    if (ngx_http_xray_forward(r, ctx, kept, cl.xray_h, state) != NGX_OK) {
+    if (ngx_http_xray_forward(r, ctx, root, kept, cl.xray_h, state)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
+    /* the ids are read from the header from now on */
+    ctx->traced = 1;
+
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "xray: rule %ui, sampled %ui, forwarding \"%V\"",
-                   ctx->rule, (ngx_uint_t) ctx->sampled, &ctx->header);
+                   (ngx_uint_t) ctx->rule, (ngx_uint_t) ctx->sampled,
+                   &ctx->header);
 
     return NGX_DECLINED;
 }
@@ -387,6 +397,7 @@ static ngx_int_t
 ngx_http_xray_subrequest(ngx_http_request_t *r)
 {
     u_char                id[XRAY_W3C_TRACE_ID_LEN];
+    ngx_int_t             rc;
     ngx_str_t             name, was, value;
     ngx_time_t           *tp;
     ngx_http_xray_ctx_t  *ctx;
@@ -423,7 +434,7 @@ ngx_http_xray_subrequest(ngx_http_request_t *r)
     ngx_memcpy(sub->header.data + NGX_HTTP_XRAY_PARENT_AT, sub->id,
                XRAY_ID_LEN);
 
-    if (xray_w3c_trace_id_from_root(id, ctx->trace_id)) {
+    if (xray_w3c_trace_id_from_root(id, ngx_http_xray_trace_id(ctx))) {
         xray_traceparent_format(sub->traceparent, id, sub->id,
                                 ctx->sampled);
         sub->has_traceparent = 1;
@@ -443,9 +454,18 @@ ngx_http_xray_subrequest(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    if (sub->has_traceparent
-        && (parent ? parent->has_traceparent : ngx_http_xray_traceparent(ctx)))
-    {
+    rc = NGX_DECLINED;
+
+    if (sub->has_traceparent) {
+        rc = parent ? (parent->has_traceparent ? NGX_OK : NGX_DECLINED)
+                    : ngx_http_xray_traceparent(r->main, ctx);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (rc == NGX_OK) {
         was.data = parent ? parent->traceparent : ctx->traceparent;
         was.len = XRAY_TRACEPARENT_LEN;
         value.data = sub->traceparent;
@@ -908,34 +928,53 @@ decided:
  * xray_propagate, as request headers, so that proxy_pass, grpc_pass and
  * fastcgi_pass forward them with no extra configuration.  X-Amzn-Trace-Id:
  * the client's header element h is rewritten in place, or one is added;
- * the fields kept from the client's header come from tc (NULL: none).
- * traceparent and the client's tracestate ts (NULL: none) are added; the
- * client's own were removed before.  Both carry the same trace and the same
- * parent, the upstream call.  The X-Ray form is kept in ctx for the
- * variables, whatever is forwarded; the W3C form is written only where it is
- * used (ngx_http_xray_traceparent()).
+ * the trace is root, the fields kept from the client's header come from tc
+ * (NULL: none), the parent is a new id, the upstream call's.  traceparent
+ * and the client's tracestate ts (NULL: none) are added; the client's own
+ * were removed before.  Both carry the same trace and the same parent.  The
+ * X-Ray form is kept in ctx for the ids and the variables, whatever is
+ * forwarded; the W3C form is written only where it is used
+ * (ngx_http_xray_traceparent()).
  */
 
 static ngx_int_t
 ngx_http_xray_forward(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
-    xray_trace_ctx_t *tc, ngx_table_elt_t *h, xray_tracestate_t *ts)
+    const u_char *root, xray_trace_ctx_t *tc, ngx_table_elt_t *h,
+    xray_tracestate_t *ts)
 {
-    u_char                    *p;
-    ngx_str_t                  value;
-    ngx_http_xray_loc_conf_t  *xlcf;
+    u_char                     *p;
+    u_char                      upstream_id[XRAY_ID_LEN];
+    u_char                      buf[XRAY_HEADER_OUT_MAX];
+    size_t                      len;
+    ngx_str_t                   value;
+    ngx_http_xray_loc_conf_t   *xlcf;
 
     xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
 
-    p = ngx_pnalloc(r->pool, XRAY_HEADER_FORMAT_LEN(tc));
-    if (p == NULL) {
-        return NGX_ERROR;
+    /* root and tc may point into the client's header: written aside first */
+
+    xray_id_segment(&ngx_http_xray_rng, upstream_id);
+
+    len = xray_header_format(buf, root, upstream_id,
+                             ctx->sampled ? XRAY_SAMPLED_YES
+                                          : XRAY_SAMPLED_NO,
+                             tc);
+
+    if (h != NULL && len <= h->value.len
+        && ngx_http_xray_rewritable(r, &h->value))
+    {
+        p = h->value.data;
+
+    } else {
+        p = ngx_pnalloc(r->pool, len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
     }
 
     ctx->header.data = p;
-    ctx->header.len = xray_header_format(p, ctx->trace_id, ctx->upstream_id,
-                                         ctx->sampled ? XRAY_SAMPLED_YES
-                                                      : XRAY_SAMPLED_NO,
-                                         tc);
+    ctx->header.len = len;
+    ngx_memcpy(p, buf, len);
 
     if (!(xlcf->propagate & NGX_HTTP_XRAY_FORMAT_X)) {
         if (h != NULL
@@ -960,10 +999,20 @@ ngx_http_xray_forward(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
         h->value = ctx->header;
     }
 
-    if (!(xlcf->propagate & NGX_HTTP_XRAY_FORMAT_W)
-        || !ngx_http_xray_traceparent(ctx))
-    {
+    if (!(xlcf->propagate & NGX_HTTP_XRAY_FORMAT_W)) {
         return NGX_OK;
+    }
+
+    switch (ngx_http_xray_traceparent(r, ctx)) {
+
+    case NGX_OK:
+        break;
+
+    case NGX_DECLINED:
+        return NGX_OK;
+
+    default: /* NGX_ERROR */
+        return NGX_ERROR;
     }
 
     value.data = ctx->traceparent;
@@ -999,28 +1048,73 @@ ngx_http_xray_forward(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
 
 
 /*
- * The W3C form of the forwarded context, written on first use: most
- * locations neither forward nor log it, and it must cost them nothing.
- * Returns 0 where there is none: an all-zero Root, which X-Ray takes, has
- * no W3C form.
+ * Whether a client's header value may be written over: only where nginx
+ * read it, in the buffer of the request's header, which nothing else
+ * holds (values set by modules may be configuration strings, shared by
+ * every request; HTTP/2's are copies in the pool, and are not looked for).
  */
 
-ngx_uint_t
-ngx_http_xray_traceparent(ngx_http_xray_ctx_t *ctx)
+static ngx_uint_t
+ngx_http_xray_rewritable(ngx_http_request_t *r, ngx_str_t *value)
+{
+    ngx_buf_t  *b;
+
+    b = r->header_in;
+
+    return b != NULL
+           && value->data >= b->start
+           && value->data + value->len <= b->end;
+}
+
+
+/*
+ * The segment's id in hex, into buf (XRAY_ID_LEN bytes), which it returns.
+ * It is made on first use: an unsampled request that records nothing and
+ * logs no $xray_segment_id never needs one.
+ */
+
+u_char *
+ngx_http_xray_segment_id(ngx_http_xray_ctx_t *ctx, u_char *buf)
+{
+    if (ctx->segment_id == 0) {
+        ctx->segment_id = xray_id_segment_value(&ngx_http_xray_rng);
+    }
+
+    xray_id_hex(ctx->segment_id, buf);
+
+    return buf;
+}
+
+
+/*
+ * The W3C form of the forwarded context, written on first use: most
+ * locations neither forward nor log it, and it must cost them nothing.
+ * NGX_OK with ctx->traceparent set; NGX_DECLINED where there is none (an
+ * all-zero Root, which X-Ray takes, has no W3C form); NGX_ERROR.
+ */
+
+ngx_int_t
+ngx_http_xray_traceparent(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx)
 {
     u_char  id[XRAY_W3C_TRACE_ID_LEN];
 
     if (!ctx->traceparent_tried) {
-        ctx->traceparent_tried = 1;
 
-        if (xray_w3c_trace_id_from_root(id, ctx->trace_id)) {
-            xray_traceparent_format(ctx->traceparent, id, ctx->upstream_id,
+        if (xray_w3c_trace_id_from_root(id, ngx_http_xray_trace_id(ctx))) {
+            ctx->traceparent = ngx_pnalloc(r->pool, XRAY_TRACEPARENT_LEN);
+            if (ctx->traceparent == NULL) {
+                return NGX_ERROR;
+            }
+
+            xray_traceparent_format(ctx->traceparent, id,
+                                    ngx_http_xray_upstream_id(ctx),
                                     ctx->sampled);
-            ctx->has_traceparent = 1;
         }
+
+        ctx->traceparent_tried = 1;
     }
 
-    return ctx->has_traceparent;
+    return ctx->traceparent ? NGX_OK : NGX_DECLINED;
 }
 
 

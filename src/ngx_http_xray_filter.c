@@ -104,7 +104,7 @@ ngx_http_xray_header_filter(ngx_http_request_t *r)
     }
 
     value.data = p;
-    value.len = xray_header_format(p, ctx->trace_id, NULL,
+    value.len = xray_header_format(p, ngx_http_xray_trace_id(ctx), NULL,
                                    ctx->sampled ? XRAY_SAMPLED_YES
                                                 : XRAY_SAMPLED_NO,
                                    NULL);

@@ -110,6 +110,7 @@ static ngx_int_t
 ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
     ngx_uint_t in_progress)
 {
+    u_char                      segment_id[XRAY_ID_LEN];
     size_t                      len;
     uint64_t                    now;
     ngx_str_t                   name, url, path, host;
@@ -162,8 +163,8 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
         seg.name.len = name.len;
     }
 
-    seg.id = ctx->segment_id;
-    seg.trace_id = ctx->trace_id;
+    seg.id = ngx_http_xray_segment_id(ctx, segment_id);
+    seg.trace_id = ngx_http_xray_trace_id(ctx);
     seg.parent_id = ctx->has_parent ? ctx->client_parent : NULL;
     seg.start = (uint64_t) r->start_sec * 1000000
                 + (uint64_t) r->start_msec * 1000;
@@ -238,8 +239,9 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
 
         for (i = 0; i < seg.nsubsegments; i++) {
             len = xray_subsegment_write(doc, XRAY_DOC_MAX,
-                                        &seg.subsegments[i], ctx->trace_id,
-                                        ctx->segment_id);
+                                        &seg.subsegments[i],
+                                        ngx_http_xray_trace_id(ctx),
+                                        segment_id);
             if (len) {
                 ngx_http_xray_emitter_queue(xmcf, doc, len);
 
@@ -325,7 +327,8 @@ ngx_http_xray_calls(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
 
     if (r->upstream_states && r->upstream_states->nelts) {
 
-        if (ngx_http_xray_fill_upstream(r, r, ctx->upstream_id, ctx->decided,
+        if (ngx_http_xray_fill_upstream(r, r, ngx_http_xray_upstream_id(ctx),
+                                        ctx->decided,
                                         &subs[0], now, aborted)
             != NGX_OK)
         {

@@ -51,6 +51,7 @@ static ngx_int_t
 ngx_http_xray_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     uintptr_t data)
 {
+    ngx_int_t             rc;
     ngx_http_xray_ctx_t  *ctx;
     ngx_http_xray_sub_t  *sub;
 
@@ -63,27 +64,39 @@ ngx_http_xray_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 
     sub = (r != r->main) ? ngx_http_xray_get_sub(r) : NULL;
 
-    if (data == NGX_HTTP_XRAY_VAR_TRACEPARENT
-        && !(sub ? sub->has_traceparent : ngx_http_xray_traceparent(ctx)))
-    {
-        v->not_found = 1;
-        return NGX_OK;
+    if (data == NGX_HTTP_XRAY_VAR_TRACEPARENT) {
+        rc = sub ? (sub->has_traceparent ? NGX_OK : NGX_DECLINED)
+                 : ngx_http_xray_traceparent(r, ctx);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
     }
 
     switch (data) {
 
     case NGX_HTTP_XRAY_VAR_TRACE_ID:
-        v->data = ctx->trace_id;
+        v->data = ngx_http_xray_trace_id(ctx);
         v->len = XRAY_TRACE_ID_LEN;
         break;
 
     case NGX_HTTP_XRAY_VAR_SEGMENT_ID:
-        v->data = ctx->segment_id;
+        v->data = ngx_pnalloc(r->pool, XRAY_ID_LEN);
+        if (v->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_http_xray_segment_id(ctx, v->data);
         v->len = XRAY_ID_LEN;
         break;
 
     case NGX_HTTP_XRAY_VAR_UPSTREAM_ID:
-        v->data = sub ? sub->id : ctx->upstream_id;
+        v->data = sub ? sub->id : ngx_http_xray_upstream_id(ctx);
         v->len = XRAY_ID_LEN;
         break;
 

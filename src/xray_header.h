@@ -89,6 +89,11 @@ int xray_trace_id_valid(const unsigned char *s, size_t len);
     (sizeof("Root=;Parent=;Sampled=?") - 1 + XRAY_TRACE_ID_LEN + XRAY_ID_LEN \
      + ((ctx) ? (ctx)->kept_len + (ctx)->nkept : 0))
 
+/* where xray_header_format() writes the root, and the parent if given */
+#define XRAY_HEADER_ROOT_AT     (sizeof("Root=") - 1)
+#define XRAY_HEADER_PARENT_AT                                                \
+    (XRAY_HEADER_ROOT_AT + XRAY_TRACE_ID_LEN + sizeof(";Parent=") - 1)
+
 /*
  * Writes "Root=<root>;Parent=<parent>;Sampled=<0|1|?>[;kept...]" into buf,
  * which must hold XRAY_HEADER_FORMAT_LEN(ctx) bytes (at most

@@ -117,13 +117,27 @@ xray_hex64(uint64_t v, unsigned char *out, int digits)
 void
 xray_id_segment(xray_rng_t *rng, unsigned char *out)
 {
+    xray_hex64(xray_id_segment_value(rng), out, XRAY_ID_LEN);
+}
+
+
+uint64_t
+xray_id_segment_value(xray_rng_t *rng)
+{
     uint64_t  v;
 
     do {
         v = xray_rng_next(rng);
     } while (v == 0);
 
-    xray_hex64(v, out, XRAY_ID_LEN);
+    return v;
+}
+
+
+void
+xray_id_hex(uint64_t id, unsigned char *out)
+{
+    xray_hex64(id, out, XRAY_ID_LEN);
 }
 
 

@@ -36,6 +36,10 @@ double xray_rng_uniform(xray_rng_t *rng);
 /* XRAY_ID_LEN lowercase hex digits, never all zero */
 void xray_id_segment(xray_rng_t *rng, unsigned char *out);
 
+/* the same id as a number (never 0), and the number as those digits */
+uint64_t xray_id_segment_value(xray_rng_t *rng);
+void xray_id_hex(uint64_t id, unsigned char *out);
+
 /* XRAY_TRACE_ID_LEN bytes: 1-<8 hex epoch seconds>-<24 random hex> */
 void xray_id_trace(xray_rng_t *rng, time_t now, unsigned char *out);
 
