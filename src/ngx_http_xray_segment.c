@@ -51,6 +51,18 @@ static ngx_int_t ngx_http_xray_match(ngx_regex_t *re, ngx_str_t *s,
 #endif
 static ngx_uint_t ngx_http_xray_x_forwarded_for(ngx_http_request_t *r);
 static uint64_t ngx_http_xray_now(void);
+static void *ngx_http_xray_scratch(ngx_http_request_t *r, size_t size);
+
+
+/*
+ * What one segment takes while it is written (the attempts, the URLs, the
+ * annotation and metadata lists) lives only as long as ngx_http_xray_record():
+ * it is taken from this per-worker buffer, emptied at each start, rather
+ * than from the request's pool, where it would cost a request a new block.
+ */
+
+static uint64_t         ngx_http_xray_scratch_buf[256];   /* aligned */
+static size_t           ngx_http_xray_scratch_used;       /* bytes */
 
 
 #if (NGX_HTTP_REALIP)
@@ -151,6 +163,7 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
     }
 
     now = ngx_http_xray_now();
+    ngx_http_xray_scratch_used = 0;
 
     ngx_memzero(&seg, sizeof(xray_segment_t));
 
@@ -317,10 +330,12 @@ ngx_http_xray_calls(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
         return NGX_OK;
     }
 
-    subs = ngx_pcalloc(r->pool, n * sizeof(xray_subsegment_t));
+    subs = ngx_http_xray_scratch(r, n * sizeof(xray_subsegment_t));
     if (subs == NULL) {
         return NGX_ERROR;
     }
+
+    ngx_memzero(subs, n * sizeof(xray_subsegment_t));
 
     seg->subsegments = subs;
     aborted = (status == NGX_HTTP_CLIENT_CLOSED_REQUEST);
@@ -385,6 +400,7 @@ ngx_http_xray_fill_upstream(ngx_http_request_t *r, ngx_http_request_t *call,
     ngx_uint_t aborted)
 {
     u_char                     *p, *ids;
+    size_t                      len;
     uint64_t                    t;
     ngx_str_t                  *host, url, path;
     ngx_uint_t                  i, n;
@@ -397,12 +413,15 @@ ngx_http_xray_fill_upstream(ngx_http_request_t *r, ngx_http_request_t *call,
     n = call->upstream_states->nelts;
 
     /* per attempt: the attempt, a cause, and ids for both */
-    att = ngx_pcalloc(r->pool, n * (sizeof(xray_attempt_t)
-                                    + sizeof(xray_cause_t)
-                                    + 2 * XRAY_ID_LEN));
+    len = n * (sizeof(xray_attempt_t) + sizeof(xray_cause_t)
+               + 2 * XRAY_ID_LEN);
+
+    att = ngx_http_xray_scratch(r, len);
     if (att == NULL) {
         return NGX_ERROR;
     }
+
+    ngx_memzero(att, len);
 
     causes = (xray_cause_t *) (att + n);
     ids = (u_char *) (causes + n);
@@ -507,7 +526,7 @@ ngx_http_xray_fill_upstream(ngx_http_request_t *r, ngx_http_request_t *call,
             url.len += sizeof(":65535") - 1;
         }
 
-        url.data = ngx_pnalloc(r->pool, url.len);
+        url.data = ngx_http_xray_scratch(r, url.len);
         if (url.data == NULL) {
             return NGX_ERROR;
         }
@@ -693,7 +712,7 @@ ngx_http_xray_annotations(ngx_http_request_t *r,
     n = xlcf->annotations ? xlcf->annotations->nelts : 0;
 
     /* a stream says so, and whether it resumes an earlier one */
-    an = ngx_palloc(r->pool, (n + 2) * sizeof(xray_annotation_t));
+    an = ngx_http_xray_scratch(r, (n + 2) * sizeof(xray_annotation_t));
     if (an == NULL) {
         return NGX_ERROR;
     }
@@ -744,7 +763,7 @@ ngx_http_xray_annotations(ngx_http_request_t *r,
 
     n = xlcf->metadata ? xlcf->metadata->nelts : 0;
 
-    md = ngx_palloc(r->pool, (n + 1) * sizeof(xray_metadata_t));
+    md = ngx_http_xray_scratch(r, (n + 1) * sizeof(xray_metadata_t));
     if (md == NULL) {
         return NGX_ERROR;
     }
@@ -861,7 +880,7 @@ ngx_http_xray_url(ngx_http_request_t *r, ngx_http_xray_loc_conf_t *xlcf,
     }
 
     url->len = scheme.len + host->len + path->len;
-    url->data = ngx_pnalloc(r->pool, url->len);
+    url->data = ngx_http_xray_scratch(r, url->len);
     if (url->data == NULL) {
         return NGX_ERROR;
     }
@@ -1105,6 +1124,27 @@ ngx_http_xray_segment_init(ngx_conf_t *cf)
 #endif
 
     return NGX_OK;
+}
+
+
+/* size bytes for the segment being written, aligned; from the pool if big */
+
+static void *
+ngx_http_xray_scratch(ngx_http_request_t *r, size_t size)
+{
+    u_char  *p;
+
+    size = ngx_align(size, sizeof(uint64_t));
+
+    if (size > sizeof(ngx_http_xray_scratch_buf) - ngx_http_xray_scratch_used)
+    {
+        return ngx_palloc(r->pool, size);
+    }
+
+    p = (u_char *) ngx_http_xray_scratch_buf + ngx_http_xray_scratch_used;
+    ngx_http_xray_scratch_used += size;
+
+    return p;
 }
 
 
