@@ -135,6 +135,28 @@ xray_fmt_uint(unsigned char *p, uint64_t v)
     uint64_t        t;
     unsigned char  *end;
 
+    /* statuses, small lengths, whole milliseconds: straight to the digits */
+
+    if (v < 1000) {
+        w = (uint32_t) v;
+
+        if (w < 10) {
+            *p = (unsigned char) ('0' + w);
+            return p + 1;
+        }
+
+        if (w < 100) {
+            memcpy(p, &xray_digits[w * 2], 2);
+            return p + 2;
+        }
+
+        d = w / 100;
+        *p = (unsigned char) ('0' + d);
+        memcpy(p + 1, &xray_digits[(w - d * 100) * 2], 2);
+
+        return p + 3;
+    }
+
     /* the number of digits, four at a time */
 
     n = 1;
@@ -220,9 +242,33 @@ xray_fmt_decimals(unsigned char *p, uint32_t f, int digits)
 {
     int             i;
     size_t          d;
+    uint32_t        a, b;
     unsigned char  *end;
 
     *p++ = '.';
+
+    /* the two that are used, microseconds and milliseconds, unrolled */
+
+    if (digits == 6 && f < 1000000) {
+        a = f / 10000;
+        f -= a * 10000;
+        b = f / 100;
+        f -= b * 100;
+        memcpy(p, &xray_digits[a * 2], 2);
+        memcpy(p + 2, &xray_digits[b * 2], 2);
+        memcpy(p + 4, &xray_digits[f * 2], 2);
+
+        return p + 6;
+    }
+
+    if (digits == 3 && f < 1000) {
+        a = f / 100;
+        *p = (unsigned char) ('0' + a);
+        memcpy(p + 1, &xray_digits[(f - a * 100) * 2], 2);
+
+        return p + 3;
+    }
+
     end = p + digits;
     p = end;
 
