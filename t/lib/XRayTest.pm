@@ -985,6 +985,9 @@ sub _response_body_check {
 #                                    [{path, body, errors, ...}, ...]
 #   sampling_api_clear()             forget them
 #   sampling_api_post($path, $body)  a request of our own: (status, body)
+#   stop_sampling_api()              stop it (a daemon that is away);
+#                                    start_sampling_api() again starts it
+#                                    with the same record
 # It checks every request body against AWS's X-Ray API model
 # (python3-botocore); stopped when the test process exits.
 # ---------------------------------------------------------------------------
@@ -1005,10 +1008,12 @@ sub sampling_api_config {
 sub start_sampling_api {
     my ($config) = @_;
     my $port = $ENV{TEST_NGINX_SAMPLING_API_PORT};
-    $ApiDir = File::Temp::tempdir('xraytest-api-XXXXXX', TMPDIR => 1,
-                                  CLEANUP => 1);
-    sampling_api_config($config // {});
+    $ApiDir //= File::Temp::tempdir('xraytest-api-XXXXXX', TMPDIR => 1,
+                                    CLEANUP => 1);
+    sampling_api_config($config // {})
+        if $config || !-e "$ApiDir/config.json";
     my $log = File::Spec->catfile($ApiDir, 'log');
+    unlink $log;
     my $pid = fork();
     die "XRayTest: fork failed: $!\n" unless defined $pid;
     if ($pid == 0) {
@@ -1034,6 +1039,13 @@ sub start_sampling_api {
         sleep 0.05;
     }
     die "XRayTest: the stand-in sampling API did not listen within 30 s\n";
+}
+
+sub stop_sampling_api {
+    return unless $ApiPid;
+    kill 'TERM', $ApiPid;
+    waitpid $ApiPid, 0;
+    undef $ApiPid;
 }
 
 sub sampling_api_requests {

@@ -2,6 +2,7 @@
 """A stand-in for the X-Ray sampling API behind the daemon's TCP proxy.
 
     xray_sampling_api.py --port PORT --config FILE --record FILE [--model M]
+                         [--log] [--rules-modified-at-mtime]
 
 Listens on 127.0.0.1:PORT for the two calls the daemon proxies,
 POST /GetSamplingRules and POST /SamplingTargets, checks every request body
@@ -26,7 +27,14 @@ Every request is appended to the record FILE as one JSON line:
 {"time", "path", "body" (the decoded JSON, or null), "raw" (when it did not
 decode), "errors" (what the model check found; empty when valid)}.  An
 invalid request is answered 400 with an AWS-style error, as the service
-would.  Only the Python standard library is used.
+would.  Only the Python standard library is used.  Without the model file
+(python3-botocore not installed) nothing is checked and a line says so.
+
+--log prints one line a call on stdout (the rules served, the statistics
+reported); --rules-modified-at-mtime makes LastRuleModification, when FILE
+sets none, the time FILE last changed, as the service reports a change of
+its rules: a client then fetches the rules again after its next targets
+call.  `make run` (scripts/demo.sh) runs it with both.
 
 The boost fields (SamplingBoostStatisticsDocuments) are newer than the model
 Debian ships; their shapes are written below from the X-Ray API reference
@@ -72,6 +80,15 @@ BOOST_SHAPES = {
 }
 
 INT32 = (-2 ** 31, 2 ** 31 - 1)
+
+
+class NoModel:
+    """Stands for the model when it is not installed: checks nothing."""
+    inputs = {'/GetSamplingRules': None, '/SamplingTargets': None}
+
+    def check(self, shape_name, value, where, errors):
+        if not isinstance(value, dict):
+            errors.append('(body): must be an object')
 
 
 class Model:
@@ -167,9 +184,11 @@ class Model:
 
 
 class State:
-    def __init__(self, config, record):
+    def __init__(self, config, record, modified_at_mtime=False):
         self.config_path = config
         self.record_path = record
+        self.modified_at_mtime = modified_at_mtime
+        self.modified = None
         self.mtime = None
         self.config = {}
         self.lock = threading.Lock()
@@ -183,8 +202,14 @@ class State:
                     with open(self.config_path) as f:
                         self.config = json.load(f)
                     self.mtime = stamp
+                    self.modified = st.st_mtime
             except (OSError, ValueError):
                 pass
+            if (self.modified_at_mtime and self.modified is not None
+                    and 'last_rule_modification' not in self.config
+                    and 'last_rule_modification_in' not in self.config):
+                return dict(self.config,
+                            last_rule_modification=self.modified)
             return self.config
 
     def record(self, entry):
@@ -230,7 +255,32 @@ def targets_reply(config, body):
     return reply
 
 
-def make_handler(model, state):
+def summary(path, body, reply):
+    """One line for --log: what was asked and what was answered."""
+    if path == '/GetSamplingRules':
+        rules = [r['SamplingRule'].get('RuleName', '?')
+                 for r in reply.get('SamplingRuleRecords', [])]
+        more = ' (more pages)' if reply.get('NextToken') else ''
+        return 'GetSamplingRules: %d rule(s) %s%s' % (
+            len(rules), ', '.join(rules), more)
+    docs = [d for d in body.get('SamplingStatisticsDocuments', [])
+            if d.get('RequestCount')]
+    if not docs:
+        return None
+    granted = {t['RuleName']: t for t in reply['SamplingTargetDocuments']}
+    parts = []
+    for d in docs:
+        part = '%s %d requests, %d sampled, %d borrowed' % (
+            d['RuleName'], d['RequestCount'], d['SampledCount'],
+            d.get('BorrowCount', 0))
+        t = granted.get(d['RuleName'], {})
+        if 'ReservoirQuota' in t:
+            part += ' -> quota %s/s' % t['ReservoirQuota']
+        parts.append(part)
+    return 'SamplingTargets: ' + '; '.join(parts)
+
+
+def make_handler(model, state, log=False):
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = 'HTTP/1.1'
@@ -296,7 +346,15 @@ def make_handler(model, state):
 
             if self.path == '/GetSamplingRules':
                 return self.rules(config, body)
-            return self.answer(200, targets_reply(config, body))
+            reply = targets_reply(config, body)
+            self.say(body, reply)
+            return self.answer(200, reply)
+
+        def say(self, body, reply):
+            line = log and summary(self.path, body, reply)
+            if line:
+                sys.stdout.write('sampling  %s\n' % line)
+                sys.stdout.flush()
 
         def rules(self, config, body):
             records = rule_records(config)
@@ -313,6 +371,7 @@ def make_handler(model, state):
             reply = {'SamplingRuleRecords': records[start:start + size]}
             if start + size < len(records):
                 reply['NextToken'] = 'page-%d' % (start + size)
+            self.say(body, reply)
             self.answer(200, reply)
 
         def fault(self, fault):
@@ -363,14 +422,21 @@ def main():
     ap.add_argument('--record', required=True)
     ap.add_argument('--model', default=os.environ.get(
         'XRAY_API_MODEL', DEFAULT_MODEL))
+    ap.add_argument('--log', action='store_true')
+    ap.add_argument('--rules-modified-at-mtime', action='store_true')
     args = ap.parse_args()
 
-    model = Model(args.model)
-    state = State(args.config, args.record)
+    if os.path.exists(args.model):
+        model = Model(args.model)
+    else:
+        model = NoModel()
+        sys.stdout.write('no API model at %s (python3-botocore): request '
+                         'bodies are not checked\n' % args.model)
+    state = State(args.config, args.record, args.rules_modified_at_mtime)
     ThreadingHTTPServer.allow_reuse_address = True
     ThreadingHTTPServer.daemon_threads = True
     server = ThreadingHTTPServer(('127.0.0.1', args.port),
-                                 make_handler(model, state))
+                                 make_handler(model, state, args.log))
     sys.stdout.write('listening on 127.0.0.1:%d\n' % args.port)
     sys.stdout.flush()
     owner = os.getppid()
