@@ -1,0 +1,361 @@
+# Centralized sampling with two workers: one request a second borrowed
+# before a rule has a quota, the service's ReservoirQuota a second for the
+# whole instance once it has one (N/s over both workers, not 2N), borrowing
+# again after the quota's TTL; a SamplingRateBoost rule reports its
+# anomalies (5xx, anomaly_latency) and samples at the BoostRate until its
+# TTL.  Traffic goes to a reuseport server so that the kernel spreads it
+# over both workers; every request's second is the one its decision was
+# taken in (XRayTest::request_second).
+
+BEGIN { $ENV{TEST_NGINX_SAMPLING_API_PORT} = 2024 }
+
+use Test::Nginx::Socket 'no_plan';
+use XRayTest;
+use XRayCentral;
+use List::Util qw(min max sum0);
+use POSIX ();
+use Time::HiRes qw(time sleep);
+
+master_on();
+workers(2);
+log_level('info');
+no_shuffle();
+no_long_string();
+no_root_location();
+
+*rule = \&XRayCentral::rule;
+*metric = \&XRayCentral::metric;
+our @UsedOnce = (\&metric, \&rule);
+
+our $Port = 2029;    # the reuseport server
+our $Quota = 5;
+
+XRayTest::start_sampling_api();
+
+# traffic to $path for S seconds, starting at the start of a second
+sub traffic {
+    my ($path, $seconds) = @_;
+    my $sec = int time;
+    XRayTest::wait_until(sub { int(time) > $sec }, timeout => 2);
+    return XRayCentral::traffic(path => $path, seconds => $seconds,
+                                concurrency => 6, port => $Port);
+}
+
+# "second: requests/sampled (requests by worker)" for diag
+sub show {
+    my ($res) = @_;
+    my (%req, %smp);
+    for my $r (@$res) {
+        my $s = XRayTest::request_second($r) // next;
+        $req{$s}{ $r->{headers}{'x-pid'} // '?' }++;
+        $smp{$s}{ $r->{headers}{'x-pid'} // '?' }++
+            if ($r->{headers}{'x-sampled'} // '') eq '1';
+    }
+    return join "\n", map {
+        my $s = $_;
+        "$s: " . join(', ', map { "pid $_: $req{$s}{$_} requests, "
+                                  . ($smp{$s}{$_} // 0) . ' sampled' }
+                            sort keys %{ $req{$s} })
+    } sort keys %req;
+}
+
+# Every second: min($n, requests) sampled, over both workers.  A worker's
+# clock is the time it last woke up: one that lags behind the other across
+# a second's boundary takes from the newer second's window, so a sample may
+# be seen a second early; never more than one at a time, and the total is
+# exact.
+sub exactly_per_second {
+    my ($res, $n, $what) = @_;
+    my $ps = XRayCentral::per_second($res);
+    my ($drift, $worst, $want) = (0, 0, 0);
+    for my $sec (sort keys %$ps) {
+        $want += min($n, $ps->{$sec}[0]);
+        $drift += $ps->{$sec}[1] - min($n, $ps->{$sec}[0]);
+        $worst = max($worst, abs $drift);
+    }
+    my $got = sum0(map { $_->[1] } values %$ps);
+    my %pids = map { ($_->{headers}{'x-pid'} // '') => 1 } @$res;
+    is(scalar keys %pids, 2, "$what: both workers served");
+    ok($got == $want && $worst <= 1 && keys %$ps >= 2,
+       "$what: $n sampled in each of " . (keys %$ps) . " seconds, over "
+       . "both workers: $got in all"
+       . ($worst ? ' (one seen a second early)' : ''))
+        or diag show($res);
+    Test::More::note(show($res));
+    return sum0(map { $_->[1] } values %$ps);
+}
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: borrow 1/s before a quota, a quota of 5/s for both workers, borrow again after its TTL
+--- http_config
+    xray_daemon "tcp:127.0.0.1:$TEST_NGINX_SAMPLING_API_PORT udp:127.0.0.1:$TEST_NGINX_XRAY_DAEMON_PORT" flush=10ms;
+    xray_sampling centralized targets_interval=1s;
+    xray_sampling_rules $TEST_NGINX_HTML_DIR/always.json;
+    xray_segment_name edge;
+    server {
+        listen 127.0.0.1:2029 reuseport;
+        location / {
+            xray on;
+            xray_originate on;
+            add_header X-Sampled $xray_sampled always;
+            add_header X-Pid $pid always;
+            add_header X-Msec $msec always;
+            add_header X-Request-Time $request_time always;
+            return 204;
+        }
+    }
+--- config
+    location = /status {
+        xray off;
+        xray_status;
+    }
+--- sampling_api eval
+{ rules => [main::rule('q', 10, URLPath => '/q*', FixedRate => 0,
+                       ReservoirSize => 50),
+            main::rule('Default', 10000, FixedRate => 0)] }
+--- request
+GET /status
+--- error_code: 200
+--- burst: 1
+--- burst_check eval
+sub {
+    my $m = \&main::metric;
+    my ($ok, $s) = XRayCentral::wait_status(sub {
+        ($m->($_[0], 'nginx_xray_sampling_source', source => 'centralized')
+         // 0) == 1 });
+    ok($ok, 'the centralized rules are in force') or diag $s->{text};
+
+    # --- before a quota: 1 a second, borrowed ---
+    my @res = main::traffic('/q', 3);
+    my $borrowed = main::exactly_per_second(\@res, 1, 'no quota yet');
+    $s = XRayCentral::status();
+    is($m->($s, 'nginx_xray_sampling_rule_sampled_total', rule => 'q',
+            by => 'borrow'), $borrowed, "$borrowed sampled by borrowing");
+    is($m->($s, 'nginx_xray_sampling_rule_requests_total', rule => 'q'),
+       scalar @res, scalar(@res) . ' requests');
+    my $got;
+    XRayTest::wait_until(sub {
+        $got = XRayCentral::reported(XRayCentral::api_calls('/SamplingTargets'));
+        ($got->{q}{RequestCount} // 0) >= @res;
+    });
+    is_deeply($got->{q}, { RequestCount => scalar @res,
+                           SampledCount => $borrowed,
+                           BorrowCount => $borrowed },
+              'reported: the requests, and every sample borrowed');
+
+    # --- a quota of 5 a second: the whole instance, not each worker ---
+    XRayTest::sampling_api_config({
+        rules => [main::rule('q', 10, URLPath => '/q*', FixedRate => 0,
+                             ReservoirSize => 50),
+                  main::rule('Default', 10000, FixedRate => 0)],
+        targets => { q => { FixedRate => 0, ReservoirQuota => $main::Quota,
+                            ReservoirQuotaTTLIn => 60, Interval => 1 } } });
+    ($ok, $s) = XRayCentral::wait_status(sub {
+        XRayCentral::get(path => '/q', port => $main::Port);
+        ($m->($_[0], 'nginx_xray_sampling_rule_quota', rule => 'q') // 0)
+            == $main::Quota });
+    ok($ok, 'the quota arrived') or diag $s->{text};
+    $s = XRayCentral::status();
+    my $ttl = $m->($s, 'nginx_xray_sampling_rule_quota_ttl_seconds',
+                   rule => 'q') // 0;
+    ok($ttl > time + 50 && $ttl < time + 61, "its TTL, epoch seconds: $ttl");
+    my $before = $m->($s, 'nginx_xray_sampling_rule_sampled_total',
+                      rule => 'q', by => 'quota') // 0;
+    my $borrowed_before = $m->($s, 'nginx_xray_sampling_rule_sampled_total',
+                               rule => 'q', by => 'borrow');
+    @res = main::traffic('/q', 4);
+    my $taken = main::exactly_per_second(\@res, $main::Quota,
+                                         "a quota of $main::Quota/s");
+    $s = XRayCentral::status();
+    is($m->($s, 'nginx_xray_sampling_rule_sampled_total', rule => 'q',
+            by => 'quota') - $before, $taken, "$taken sampled from the quota");
+    is($m->($s, 'nginx_xray_sampling_rule_sampled_total', rule => 'q',
+            by => 'borrow'), $borrowed_before, 'none borrowed meanwhile');
+
+    # --- the quota's TTL passes: borrowing again ---
+    XRayTest::sampling_api_config({
+        rules => [main::rule('q', 10, URLPath => '/q*', FixedRate => 0,
+                             ReservoirSize => 50),
+                  main::rule('Default', 10000, FixedRate => 0)],
+        targets => { q => { FixedRate => 0, ReservoirQuota => $main::Quota,
+                            ReservoirQuotaTTLIn => 2 } } });
+    ($ok, $s) = XRayCentral::wait_status(sub {
+        XRayCentral::get(path => '/q', port => $main::Port);
+        ($m->($_[0], 'nginx_xray_sampling_rule_quota_ttl_seconds',
+              rule => 'q') // 0) < time + 10 });
+    ok($ok, 'a quota with a TTL of 2 s arrived') or diag $s->{text};
+    # no more targets for q: the last one runs out
+    XRayTest::sampling_api_config({
+        rules => [main::rule('q', 10, URLPath => '/q*', FixedRate => 0,
+                             ReservoirSize => 50),
+                  main::rule('Default', 10000, FixedRate => 0)] });
+    my $n = @{ XRayCentral::api_calls('/SamplingTargets') };
+    XRayTest::wait_until(sub {
+        XRayCentral::get(path => '/q', port => $main::Port);
+        @{ XRayCentral::api_calls('/SamplingTargets') } >= $n + 2 });
+    $s = XRayCentral::status();
+    $ttl = $m->($s, 'nginx_xray_sampling_rule_quota_ttl_seconds', rule => 'q');
+    ok(XRayTest::wait_until(sub { time > $ttl + 1 }, timeout => 10),
+       "the TTL ($ttl) passed");
+    $before = $m->($s, 'nginx_xray_sampling_rule_sampled_total', rule => 'q',
+                   by => 'borrow') // 0;
+    my $quota_before = $m->($s, 'nginx_xray_sampling_rule_sampled_total',
+                            rule => 'q', by => 'quota') // 0;
+    @res = main::traffic('/q', 3);
+    $borrowed = main::exactly_per_second(\@res, 1, 'after the TTL');
+    $s = XRayCentral::status();
+    is($m->($s, 'nginx_xray_sampling_rule_sampled_total', rule => 'q',
+            by => 'borrow') - $before, $borrowed, "$borrowed borrowed");
+    is($m->($s, 'nginx_xray_sampling_rule_sampled_total', rule => 'q',
+            by => 'quota'), $quota_before, 'none from the expired quota');
+}
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+
+
+
+=== TEST 2: a boost: anomalies reported, BoostRate until BoostRateTTL
+--- http_config
+    xray_daemon "tcp:127.0.0.1:$TEST_NGINX_SAMPLING_API_PORT udp:127.0.0.1:$TEST_NGINX_XRAY_DAEMON_PORT" flush=10ms;
+    xray_sampling centralized targets_interval=1s anomaly_latency=500ms;
+    xray_sampling_rules $TEST_NGINX_HTML_DIR/always.json;
+    xray_segment_name edge;
+    server {
+        listen 127.0.0.1:2029 reuseport;
+        xray on;
+        xray_originate on;
+        add_header X-Sampled $xray_sampled always;
+        add_header X-Pid $pid always;
+        add_header X-Msec $msec always;
+        add_header X-Request-Time $request_time always;
+        location / {
+            return 204;
+        }
+        location = /b/500 {
+            return 500;
+        }
+        location = /b/slow {
+            proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT/delay/1000;
+        }
+        location = /b/fast {
+            proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT/delay/0;
+        }
+    }
+--- config
+    location = /status {
+        xray off;
+        xray_status;
+    }
+--- sampling_api eval
+{ rules => [main::rule('b', 10, URLPath => '/b*', FixedRate => 0,
+                       SamplingRateBoost => { MaxRate => 1,
+                                              CooldownWindowMinutes => 1 }),
+            main::rule('Default', 10000, FixedRate => 0)] }
+--- request
+GET /status
+--- error_code: 200
+--- burst: 1
+--- burst_check eval
+sub {
+    my $m = \&main::metric;
+    my $P = $main::Port;
+    my ($ok, $s) = XRayCentral::wait_status(sub {
+        ($m->($_[0], 'nginx_xray_sampling_source', source => 'centralized')
+         // 0) == 1 });
+    ok($ok, 'the centralized rules are in force') or diag $s->{text};
+
+    # --- anomalies: 5xx, slower than anomaly_latency ---
+    my @res;
+    push @res, XRayCentral::get(path => '/b', port => $P) for 1 .. 6;
+    push @res, XRayCentral::get(path => '/b/500', port => $P) for 1 .. 3;
+    push @res, XRayCentral::get(path => '/b/slow', port => $P) for 1 .. 2;
+    push @res, XRayCentral::get(path => '/b/fast', port => $P) for 1 .. 2;
+    is(CORE::join(' ', map { $_->{status} } @res),
+       '204 204 204 204 204 204 500 500 500 200 200 200 200', 'the answers');
+    is(scalar(grep { $_->{headers}{'x-sampled'} eq '0' } @res), 13,
+       'FixedRate 0, no reservoir: none sampled');
+    my %boost;
+    XRayTest::wait_until(sub {
+        %boost = ();
+        for my $c (@{ XRayCentral::api_calls('/SamplingTargets') }) {
+            for my $d (@{ $c->{body}{SamplingBoostStatisticsDocuments} // [] }) {
+                $boost{rules}{ $d->{RuleName} } = 1;
+                $boost{services}{ $d->{ServiceName} } = 1;
+                $boost{$_} += $d->{$_}
+                    for qw(TotalCount AnomalyCount SampledAnomalyCount);
+            }
+        }
+        ($boost{TotalCount} // 0) >= 13;
+    }, timeout => 20);
+    is_deeply(\%boost, { rules => { b => 1 }, services => { edge => 1 },
+                         TotalCount => 13, AnomalyCount => 5,
+                         SampledAnomalyCount => 0 },
+              'boost statistics: 13 requests, 3 answered 5xx and 2 slower '
+              . 'than 500ms are anomalies, none sampled')
+        or diag explain \%boost;
+    is_deeply([map { @{ $_->{errors} } } @{ XRayCentral::api_calls() }], [],
+              "every call passes the API model's checks");
+
+    # --- the service boosts b: BoostRate 1 for 4 s ---
+    my %rules = (rules => [
+        main::rule('b', 10, URLPath => '/b*', FixedRate => 0,
+                   SamplingRateBoost => { MaxRate => 1,
+                                          CooldownWindowMinutes => 1 }),
+        main::rule('Default', 10000, FixedRate => 0)]);
+    XRayTest::sampling_api_config({ %rules, targets => { b => {
+        FixedRate => 0,
+        SamplingBoost => { BoostRate => 1, BoostRateTTLIn => 4 } } } });
+    ($ok, $s) = XRayCentral::wait_status(sub {
+        XRayCentral::get(path => '/b', port => $P);
+        ($m->($_[0], 'nginx_xray_sampling_rule_boost_rate', rule => 'b') // 0)
+            == 1 });
+    ok($ok, 'the boost arrived') or diag $s->{text};
+    # and is not renewed
+    XRayTest::sampling_api_config({ %rules, targets => { b => {
+        FixedRate => 0 } } });
+    my $n = @{ XRayCentral::api_calls('/SamplingTargets') };
+    XRayTest::wait_until(sub {
+        XRayCentral::get(path => '/b', port => $P);
+        @{ XRayCentral::api_calls('/SamplingTargets') } >= $n + 1 });
+    $s = XRayCentral::status();
+    my $ttl = $m->($s, 'nginx_xray_sampling_rule_boost_ttl_seconds',
+                   rule => 'b') // 0;
+    ok($ttl > time - 1 && $ttl < time + 6, "BoostRateTTL: $ttl");
+    my $boosted = $m->($s, 'nginx_xray_sampling_rule_sampled_total',
+                       rule => 'b', by => 'boost') // 0;
+
+    @res = ();
+    XRayTest::wait_until(sub {
+        push @res, XRayCentral::get(path => '/b', port => $P);
+        time > $ttl + 2;
+    }, timeout => 15);
+    my (@during, @after);
+    for my $r (@res) {
+        my $sec = XRayTest::request_second($r);
+        push @during, $r if $sec + 1 <= $ttl;
+        push @after, $r if $sec >= $ttl + 1;
+    }
+    my $show = sub {
+        CORE::join ' ', map { XRayTest::request_second($_) . ':'
+                              . $_->{headers}{'x-sampled'} } @_ };
+    ok(@during && !grep({ $_->{headers}{'x-sampled'} ne '1' } @during),
+       scalar(@during) . ' requests before the TTL: all sampled')
+        or diag $show->(@during);
+    ok(@after && !grep({ $_->{headers}{'x-sampled'} ne '0' } @after),
+       scalar(@after) . ' requests after it: none')
+        or diag $show->(@after);
+    $s = XRayCentral::status();
+    is($m->($s, 'nginx_xray_sampling_rule_sampled_total', rule => 'b',
+            by => 'boost') - $boosted,
+       scalar(grep { $_->{headers}{'x-sampled'} eq '1' } @res),
+       'what was sampled was sampled by the boost');
+}
+--- no_error_log
+[alert]
+[crit]
+[emerg]
