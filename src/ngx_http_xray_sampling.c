@@ -31,7 +31,7 @@
 #define NGX_HTTP_XRAY_REPLY_SIZE                                             \
     (XRAY_HTTP_HEADER_MAX + XRAY_SAMPLING_REPLY_MAX + 65536)
 
-/* poll failures logged at most once a worker in this many seconds */
+/* the same poll failure logged again at most after this many seconds */
 #define NGX_HTTP_XRAY_POLL_LOG_EVERY  60
 
 
@@ -68,12 +68,14 @@ typedef struct {
     ngx_msec_t                     next_targets;
     ngx_msec_t                     interval;   /* targets: the service's */
 
-    time_t                         logged;
+    time_t                         logged;     /* the last failure's */
+    uint32_t                       logged_crc; /* call, kind and message */
 
     unsigned                       owner:1;
     unsigned                       busy:1;
     unsigned                       connected:1;
     unsigned                       more:1;     /* a next page or batch */
+    unsigned                       failing:1;  /* since the last success */
 } ngx_http_xray_poller_t;
 
 
@@ -945,8 +947,7 @@ ngx_http_xray_poll_read(ngx_event_t *rev)
 
         if (n == NGX_ERROR) {
             ngx_http_xray_poll_failed(p, NGX_HTTP_XRAY_POLL_CLOSED,
-                                      "recv() failed after %uz bytes",
-                                      p->reply_len);
+                                      "recv() failed");
             return;
         }
 
@@ -1001,9 +1002,11 @@ ngx_http_xray_deadline_handler(ngx_event_t *ev)
     }
 
     ngx_http_xray_poll_failed(p, NGX_HTTP_XRAY_POLL_TIMEOUT,
-                              "no complete reply within %d ms "
-                              "(%uz bytes received)",
-                              NGX_HTTP_XRAY_CALL_TIMEOUT, p->reply_len);
+                              "no complete reply within %d ms (%s)",
+                              NGX_HTTP_XRAY_CALL_TIMEOUT,
+                              !p->connected ? "not connected"
+                              : p->reply_len ? "part of a reply received"
+                                             : "nothing received");
 }
 
 
@@ -1069,6 +1072,7 @@ ngx_http_xray_rules_done(ngx_http_xray_poller_t *p, xray_http_reply_t *reply)
 
     shm->rules_fetched = tp->sec;
     shm->last_success[NGX_HTTP_XRAY_CALL_RULES] = tp->sec;
+    p->failing = 0;
 
     if (!live) {
         (void) ngx_atomic_fetch_add(&shm->to_central, 1);
@@ -1111,6 +1115,7 @@ ngx_http_xray_targets_done(ngx_http_xray_poller_t *p,
     xray_sampling_apply_targets(&shm->shared, p->targets);
 
     shm->last_success[NGX_HTTP_XRAY_CALL_TARGETS] = ngx_time();
+    p->failing = 0;
 
     /* the service's Interval, the shortest it gave, wins */
 
@@ -1154,17 +1159,20 @@ ngx_http_xray_targets_done(ngx_http_xray_poller_t *p,
 
 
 /*
- * A call failed: counted, logged once in a while, its statistics kept for
- * the next report, tried again at the targets cadence.
+ * A call failed: counted, logged, its statistics kept for the next report,
+ * tried again at the targets cadence.  The log line is a clear one for each
+ * new failure; the same failure again, call after call, is logged once a
+ * minute at most.
  */
 
 static void
 ngx_http_xray_poll_failed(ngx_http_xray_poller_t *p, ngx_uint_t kind,
     const char *fmt, ...)
 {
-    u_char                        *last;
+    u_char                        *last, *text;
     u_char                         msg[NGX_MAX_ERROR_STR];
     va_list                        args;
+    uint32_t                       crc;
     ngx_msec_t                     retry;
     ngx_http_xray_sampling_shm_t  *shm;
 
@@ -1181,19 +1189,29 @@ ngx_http_xray_poll_failed(ngx_http_xray_poller_t *p, ngx_uint_t kind,
         p->nstats = 0;
     }
 
-    if (ngx_time() - p->logged >= NGX_HTTP_XRAY_POLL_LOG_EVERY) {
-        p->logged = ngx_time();
+    /* what identifies the failure: the call, the kind, the message */
+    text = ngx_sprintf(msg, "%ui %ui ", p->call, kind);
 
-        va_start(args, fmt);
-        last = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
-        va_end(args);
+    va_start(args, fmt);
+    last = ngx_vslprintf(text, msg + sizeof(msg), fmt, args);
+    va_end(args);
+
+    crc = ngx_crc32_short(msg, last - msg);
+
+    if (!p->failing
+        || crc != p->logged_crc
+        || ngx_time() - p->logged >= NGX_HTTP_XRAY_POLL_LOG_EVERY)
+    {
+        p->failing = 1;
+        p->logged = ngx_time();
+        p->logged_crc = crc;
 
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                       "xray: sampling: %s call to the daemon at %V failed: "
-                      "%*s (counted; this message is repeated at most "
-                      "every %d seconds)",
+                      "%*s (counted; the same failure is logged again at "
+                      "most every %d seconds)",
                       ngx_http_xray_call_names[p->call],
-                      &p->xmcf->proxy_host, (size_t) (last - msg), msg,
+                      &p->xmcf->proxy_host, (size_t) (last - text), text,
                       NGX_HTTP_XRAY_POLL_LOG_EVERY);
     }
 
@@ -1259,6 +1277,10 @@ ngx_http_xray_fallback(ngx_http_xray_poller_t *p)
 
     xray_sampling_withdraw(&shm->shared);
     (void) ngx_atomic_fetch_add(&shm->to_local, 1);
+
+    /* no targets without rules: the rules are asked for until they come */
+    p->next_rules = ngx_current_msec;
+    ngx_http_xray_poll_schedule(p);
 
     ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
                   "xray: sampling: no answer from the daemon at %V for "

@@ -24,14 +24,21 @@ sub rule {
              %over };
 }
 
-XRayTest::start_sampling_api({
+my %Api = (
     rules => [
         rule('Default', 10000),
         rule('Api', 10, URLPath => '/t/api/*', FixedRate => 1),
         rule('Gold', 5, FixedRate => 1, Attributes => { 'x-tier' => 'gold' }),
         rule('Other', 20, ServiceName => 'other-service', FixedRate => 1),
     ],
-});
+);
+
+XRayTest::start_sampling_api(\%Api);
+
+sub api_fault {
+    my ($fault) = @_;
+    XRayTest::sampling_api_config({ %Api, fault => $fault });
+}
 
 sub status {
     my ($r) = XRayTest::http_requests(
@@ -173,6 +180,124 @@ sub {
 }
 --- error_log eval
 qr/\[warn\] .*xray: sampling: GetSamplingRules call to the daemon at 127\.0\.0\.1:2022 failed: connect\(\) failed/
+--- no_error_log
+[error]
+[alert]
+
+
+
+=== TEST 3: fallback: the proxy failing that long gives the local rules back, and its answer takes them again
+--- http_config
+    xray_daemon "tcp:127.0.0.1:2021 udp:127.0.0.1:$TEST_NGINX_XRAY_DAEMON_PORT";
+    xray_sampling centralized targets_interval=1s fallback=3s;
+    xray_sampling_rules $TEST_NGINX_HTML_DIR/never.json;
+--- config
+    location /t/ {
+        xray on;
+        add_header X-Sampled $xray_sampled;
+        return 204;
+    }
+    location = /status {
+        xray_status;
+    }
+--- request
+GET /status
+--- burst: 1
+--- burst_check eval
+sub {
+    my $s;
+    my $held = sub {
+        $s = main::status();
+        ($s->{'nginx_xray_sampling_rules_held'} // 0) == 4;
+    };
+    ok(XRayTest::wait_until($held, timeout => 30), 'rules held')
+        or diag explain $s;
+    is(main::get('/t/api/a')->{headers}{'x-sampled'}, 1, 'they decide');
+
+    main::api_fault('http500');
+    ok(XRayTest::wait_until(sub {
+        $s = main::status();
+        ($s->{'nginx_xray_sampling_switches_total{to="local"}'} // 0) == 1;
+    }, timeout => 30), 'withdrawn after fallback=3s of HTTP 500')
+        or diag explain $s;
+    is($s->{'nginx_xray_sampling_rules_held'}, 0, 'no rules held');
+    ok($s->{'nginx_xray_sampling_poll_errors_total{call="targets",kind="http_status"}'}
+       >= 1, 'the 500s counted');
+    is(main::get('/t/api/a')->{headers}{'x-sampled'}, 0,
+       'the local rules decide');
+
+    main::api_fault(undef);
+    ok(XRayTest::wait_until(sub {
+        $s = main::status();
+        ($s->{'nginx_xray_sampling_switches_total{to="centralized"}'} // 0)
+            == 2;
+    }, timeout => 30), 'the rules come back once the proxy answers')
+        or diag explain $s;
+    is(main::get('/t/api/a')->{headers}{'x-sampled'}, 1, 'and decide again');
+}
+--- error_log eval
+[qr/\[notice\] .*xray: sampling: no answer from the daemon at 127\.0\.0\.1:2021 for \d+ s: the local rules decide again/,
+ qr/\[warn\] .*xray: sampling: SamplingTargets call to the daemon at 127\.0\.0\.1:2021 failed: HTTP status 500/,
+ qr/\[notice\] .*xray: sampling: 4 centralized rule\(s\) from 127\.0\.0\.1:2021 decide now/]
+--- no_error_log
+[error]
+[alert]
+
+
+
+=== TEST 4: a reload keeps the ClientID and the rules; one worker polls at a time
+--- http_config
+    xray_daemon "tcp:127.0.0.1:2021 udp:127.0.0.1:$TEST_NGINX_XRAY_DAEMON_PORT";
+    xray_sampling centralized targets_interval=1s;
+    xray_sampling_rules $TEST_NGINX_HTML_DIR/never.json;
+--- config
+    location /t/ {
+        xray on;
+        add_header X-Sampled $xray_sampled;
+        return 204;
+    }
+    location = /status {
+        xray_status;
+    }
+--- request
+GET /status
+--- burst: 1
+--- burst_check eval
+sub {
+    my $s;
+    ok(XRayTest::wait_until(sub {
+        $s = main::status();
+        ($s->{'nginx_xray_sampling_rules_held'} // 0) == 4;
+    }, timeout => 30), 'rules held') or diag explain $s;
+    my ($id) = grep { /^nginx_xray_sampling_client_id/ } keys %$s;
+
+    # two workers, targets every second, the rules held: one poller makes
+    # one call a second, two would make the 5 calls in about 2 s
+    XRayTest::sampling_api_clear();
+    my @calls;
+    XRayTest::wait_until(sub {
+        @calls = @{ XRayTest::sampling_api_requests() };
+        @calls >= 5;
+    }, timeout => 30);
+    my $spread = @calls >= 5 ? $calls[4]{time} - $calls[0]{time} : 0;
+    ok($spread >= 3.5, sprintf('one poller: 5 calls over %.1f s', $spread))
+        or diag explain [map { "$_->{time} $_->{path}" } @calls];
+
+    open my $fh, '<', "$ENV{TEST_NGINX_SERVER_ROOT}/logs/nginx.pid" or die;
+    CORE::chomp(my $master = <$fh>);
+    ok(kill('HUP', $master), 'reload');
+
+    # the new workers take the lease over and fetch the rules at once
+    ok(XRayTest::wait_until(sub {
+        grep { $_->{path} eq '/GetSamplingRules' }
+            @{ XRayTest::sampling_api_requests() };
+    }, timeout => 30), 'a new poller fetched the rules');
+    $s = main::status();
+    ok(exists $s->{$id}, 'the same ClientID') or diag explain $s;
+    is($s->{'nginx_xray_sampling_switches_total{to="centralized"}'}, 1,
+       'the rules held all along: no switch');
+    is(main::get('/t/api/a')->{headers}{'x-sampled'}, 1, 'they decide');
+}
 --- no_error_log
 [error]
 [alert]
