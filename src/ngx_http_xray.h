@@ -105,7 +105,8 @@ typedef struct {
                                       [NGX_HTTP_XRAY_NPOLL_ERRORS];
     ngx_atomic_t                to_central;    /* switches */
     ngx_atomic_t                to_local;
-    ngx_atomic_t                rules_fetched; /* epoch seconds */
+    uint64_t                    rules_fetched; /* epoch ms the fetch of */
+                                               /* the rules held began */
 } ngx_http_xray_sampling_shm_t;
 
 

@@ -64,6 +64,8 @@ typedef struct {
     size_t                         first;      /* of the call in flight */
     size_t                         batch;
 
+    uint64_t                       rules_started;  /* epoch ms */
+
     ngx_msec_t                     next_rules;
     ngx_msec_t                     next_targets;
     ngx_msec_t                     interval;   /* targets: the service's */
@@ -105,6 +107,7 @@ static void ngx_http_xray_poll_close(ngx_http_xray_poller_t *p);
 static void ngx_http_xray_fallback(ngx_http_xray_poller_t *p);
 static void ngx_http_xray_lease_release(ngx_http_xray_poller_t *p);
 static ngx_msec_t ngx_http_xray_jitter(ngx_msec_t max);
+static uint64_t ngx_http_xray_epoch_ms(void);
 
 
 static ngx_http_xray_poller_t  *ngx_http_xray_poller;
@@ -710,6 +713,7 @@ ngx_http_xray_poll_handler(ngx_event_t *ev)
         p->rules->pages = 0;
         p->token_len = 0;
         p->pages = 0;
+        p->rules_started = ngx_http_xray_epoch_ms();
 
         ngx_http_xray_poll_start(p, NGX_HTTP_XRAY_CALL_RULES);
         return;
@@ -1070,7 +1074,7 @@ ngx_http_xray_rules_done(ngx_http_xray_poller_t *p, xray_http_reply_t *reply)
     xray_sampling_publish(&shm->shared, p->rules,
                           (uint64_t) tp->sec * 1000 + tp->msec);
 
-    shm->rules_fetched = tp->sec;
+    shm->rules_fetched = p->rules_started;
     shm->last_success[NGX_HTTP_XRAY_CALL_RULES] = tp->sec;
     p->failing = 0;
 
@@ -1134,11 +1138,13 @@ ngx_http_xray_targets_done(ngx_http_xray_poller_t *p,
         p->interval = (ngx_msec_t) interval * 1000;
     }
 
-    /* rules changed since they were fetched: fetch them again now */
+    /*
+     * rules changed since their fetch began: fetch them again now (to the
+     * millisecond: a change in the same second as the fetch counts)
+     */
 
     if (p->targets->has_last_modification
-        && p->targets->last_modification_ms / 1000
-           > (uint64_t) shm->rules_fetched)
+        && p->targets->last_modification_ms > shm->rules_fetched)
     {
         p->next_rules = ngx_current_msec;
     }
@@ -1293,4 +1299,15 @@ static ngx_msec_t
 ngx_http_xray_jitter(ngx_msec_t max)
 {
     return (ngx_msec_t) (xray_rng_next(&ngx_http_xray_rng) % (max + 1));
+}
+
+
+static uint64_t
+ngx_http_xray_epoch_ms(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (uint64_t) tp->sec * 1000 + tp->msec;
 }

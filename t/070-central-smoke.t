@@ -24,7 +24,7 @@ sub rule {
              %over };
 }
 
-my %Api = (
+our %Api = (
     rules => [
         rule('Default', 10000),
         rule('Api', 10, URLPath => '/t/api/*', FixedRate => 1),
@@ -297,6 +297,60 @@ sub {
     is($s->{'nginx_xray_sampling_switches_total{to="centralized"}'}, 1,
        'the rules held all along: no switch');
     is(main::get('/t/api/a')->{headers}{'x-sampled'}, 1, 'they decide');
+}
+--- no_error_log
+[error]
+[alert]
+
+
+
+=== TEST 5: a rule changed in the same second as the fetch, after it, is fetched again
+--- http_config
+    xray_daemon "tcp:127.0.0.1:2021 udp:127.0.0.1:$TEST_NGINX_XRAY_DAEMON_PORT";
+    xray_sampling centralized targets_interval=1s;
+    xray_sampling_rules $TEST_NGINX_HTML_DIR/never.json;
+--- config
+    location /t/ {
+        xray on;
+        add_header X-Sampled $xray_sampled;
+        return 204;
+    }
+    location = /status {
+        xray_status;
+    }
+--- request
+GET /status
+--- burst: 1
+--- burst_check eval
+sub {
+    my $s;
+    my @fetches;
+    XRayTest::sampling_api_config({ %main::Api });
+    ok(XRayTest::wait_until(sub {
+        @fetches = grep { $_->{path} eq '/GetSamplingRules' }
+                   @{ XRayTest::sampling_api_requests() };
+        $s = main::status();
+        @fetches && ($s->{'nginx_xray_sampling_rules_held'} // 0) == 4;
+    }, timeout => 30), 'rules held') or diag explain $s;
+    is(main::get('/t/api/a')->{headers}{'x-sampled'}, 1, 'Api samples all');
+
+    # Api now samples nothing, changed after the fetch but within its second
+    my $t = $fetches[-1]{time};
+    my $changed = $t + (1 - ($t - int($t))) / 2;
+    my %api = %main::Api;
+    $api{rules} = [map { $_->{RuleName} eq 'Api' ? { %$_, FixedRate => 0 }
+                                                 : $_ } @{ $api{rules} }];
+    $api{last_rule_modification} = $changed;
+    XRayTest::sampling_api_clear();
+    XRayTest::sampling_api_config(\%api);
+
+    ok(XRayTest::wait_until(sub {
+        grep { $_->{path} eq '/GetSamplingRules' }
+            @{ XRayTest::sampling_api_requests() };
+    }, timeout => 15), 'the rules fetched again after a targets reply');
+    ok(XRayTest::wait_until(sub {
+        main::get('/t/api/a')->{headers}{'x-sampled'} eq '0';
+    }, timeout => 15), 'the changed rule decides');
 }
 --- no_error_log
 [error]
