@@ -562,8 +562,10 @@ ngx_http_xray_fill_upstream(ngx_http_request_t *r, ngx_http_request_t *call,
  * writes it after rewrite, error_page and its own URI part, into the first
  * buffer of the request, where it is read back ("METHOD SP target SP
  * HTTP/1.x").  Other protocols (grpc_pass, fastcgi_pass...) write no
- * request line: for them it is the URI the call had.  The query string and
- * redactions are as for the segment's URL.
+ * request line: for them it is the URI the call had.  So is it with
+ * proxy_request_buffering off, where nginx frees the links of the request
+ * chain once sent and may have used them again since.  The query string
+ * and redactions are as for the segment's URL.
  */
 
 static ngx_int_t
@@ -585,7 +587,7 @@ ngx_http_xray_sent_path(ngx_http_request_t *r, ngx_http_request_t *call,
     b = NULL;
 
     /* "http://" or "https://": the proxy module's */
-    if (u && u->request_bufs
+    if (u && u->request_bufs && !call->request_body_no_buffering
         && u->schema.len >= sizeof("http://") - 1
         && ngx_strncasecmp(u->schema.data, (u_char *) "http",
                            sizeof("http") - 1) == 0

@@ -186,7 +186,27 @@ client prematurely closed connection
 
 
 
-=== TEST 6: number annotations never overflow to infinity
+=== TEST 6: proxy_request_buffering off: the URI at the time of the call
+--- config
+    location /t {
+        xray on;
+        proxy_request_buffering off;
+        rewrite ^/t/(.*)$ /w/$1 break;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_UPSTREAM_PORT;
+    }
+--- request eval
+"POST /t/x\nGET /fake HTTP/1.1\r\n" . ("y" x 3000)
+--- response_body_like: ^POST /w/x HTTP/1\.0\r
+--- segment_count: 1
+--- segments eval
+sub {
+    is($_[0][0]{subsegments}[0]{http}{request}{url}, "http://$::Up/w/x",
+       'the rewritten URI, never a line of the body');
+}
+
+
+
+=== TEST 7: number annotations never overflow to infinity
 --- config
     location /t {
         xray on;
@@ -220,7 +240,7 @@ sub {
 
 
 
-=== TEST 7: README: what documents_sent knows, and what to watch instead
+=== TEST 8: README: what documents_sent knows, and what to watch instead
 --- config
     location = /t {
         return 204;
