@@ -104,6 +104,7 @@ static void ngx_http_xray_targets_done(ngx_http_xray_poller_t *p,
 static void ngx_http_xray_poll_failed(ngx_http_xray_poller_t *p,
     ngx_uint_t kind, const char *fmt, ...);
 static void ngx_http_xray_poll_close(ngx_http_xray_poller_t *p);
+static void ngx_http_xray_poll_abort(ngx_http_xray_poller_t *p);
 static void ngx_http_xray_fallback(ngx_http_xray_poller_t *p);
 static void ngx_http_xray_lease_release(ngx_http_xray_poller_t *p);
 static ngx_msec_t ngx_http_xray_jitter(ngx_msec_t max);
@@ -566,7 +567,7 @@ ngx_http_xray_sampling_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
-    ngx_http_xray_poll_close(p);
+    ngx_http_xray_poll_abort(p);
     ngx_http_xray_lease_release(p);
 
     ngx_http_xray_poller = NULL;
@@ -589,7 +590,7 @@ ngx_http_xray_tick_handler(ngx_event_t *ev)
     ngx_http_xray_sampling_shm_t  *shm;
 
     if (ngx_exiting || ngx_terminate || ngx_quit) {
-        ngx_http_xray_poll_close(p);
+        ngx_http_xray_poll_abort(p);
         ngx_http_xray_lease_release(p);
         return;
     }
@@ -614,7 +615,7 @@ ngx_http_xray_tick_handler(ngx_event_t *ev)
 
     } else if (p->owner) {
         /* this worker was taken for dead: the other one polls now */
-        ngx_http_xray_poll_close(p);
+        ngx_http_xray_poll_abort(p);
         p->owner = 0;
 
         if (p->poll.timer_set) {
@@ -1254,6 +1255,27 @@ ngx_http_xray_poll_close(ngx_http_xray_poller_t *p)
     }
 
     p->busy = 0;
+}
+
+
+/*
+ * The poller stops (its worker exits, or lost the lease): statistics taken
+ * for a report not made yet go back to the zone, for the next poller.
+ */
+
+static void
+ngx_http_xray_poll_abort(ngx_http_xray_poller_t *p)
+{
+    ngx_http_xray_poll_close(p);
+
+    if (p->call == NGX_HTTP_XRAY_CALL_TARGETS && p->first < p->nstats) {
+        xray_sampling_restore(&p->shm->shared, p->stats + p->first,
+                              p->nstats - p->first);
+    }
+
+    p->nstats = 0;
+    p->first = 0;
+    p->more = 0;
 }
 
 

@@ -355,3 +355,70 @@ sub {
 --- no_error_log
 [error]
 [alert]
+
+
+
+=== TEST 6: statistics in a report cut short by a reload are reported by the next poller
+--- http_config
+    xray_daemon "tcp:127.0.0.1:2021 udp:127.0.0.1:$TEST_NGINX_XRAY_DAEMON_PORT";
+    xray_sampling centralized targets_interval=1s;
+    xray_sampling_rules $TEST_NGINX_HTML_DIR/never.json;
+--- config
+    location /t/ {
+        xray on;
+        add_header X-Sampled $xray_sampled;
+        return 204;
+    }
+    location = /status {
+        xray_status;
+    }
+--- request
+GET /status
+--- burst: 1
+--- burst_check eval
+sub {
+    my $s;
+    XRayTest::sampling_api_config({ %main::Api });
+    ok(XRayTest::wait_until(sub {
+        $s = main::status();
+        ($s->{'nginx_xray_sampling_rules_held'} // 0) == 4;
+    }, timeout => 30), 'rules held') or diag explain $s;
+
+    # the report of these 3 requests hangs: the stand-in answers in 30 s
+    XRayTest::sampling_api_config({ %main::Api, fault => 'slow:30',
+                                    fault_paths => ['/SamplingTargets'] });
+    XRayTest::sampling_api_clear();
+    main::get('/t/api/a') for 1 .. 3;
+    my $api = sub {
+        my ($c) = @_;
+        my $n = 0;
+        $n += $_->{RequestCount} for grep { $_->{RuleName} eq 'Api' }
+            @{ $c->{body}{SamplingStatisticsDocuments} // [] };
+        return $n;
+    };
+    my @calls;
+    ok(XRayTest::wait_until(sub {
+        @calls = grep { $_->{path} eq '/SamplingTargets' }
+                 @{ XRayTest::sampling_api_requests() };
+        grep { $api->($_) == 3 } @calls;
+    }, timeout => 15), 'the report is on its way');
+
+    open my $fh, '<', "$ENV{TEST_NGINX_SERVER_ROOT}/logs/nginx.pid" or die;
+    CORE::chomp(my $master = <$fh>);
+    ok(kill('HUP', $master), 'reload while it hangs');
+    XRayTest::sampling_api_config({ %main::Api });
+
+    my $after = 0;
+    XRayTest::wait_until(sub {
+        @calls = grep { $_->{path} eq '/SamplingTargets' }
+                 @{ XRayTest::sampling_api_requests() };
+        my ($i) = grep { $api->($calls[$_]) == 3 } 0 .. $#calls;
+        $after = 0;
+        $after += $api->($_) for @calls[$i + 1 .. $#calls];
+        $after >= 3;
+    }, timeout => 20);
+    is($after, 3, 'the new poller reported the 3 requests');
+}
+--- no_error_log
+[error]
+[alert]
