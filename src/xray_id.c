@@ -102,13 +102,9 @@ xray_rng_uniform(xray_rng_t *rng)
 static void
 xray_hex64(uint64_t v, unsigned char *out, int digits)
 {
-    const char  *pair;
-
     while (digits > 0) {
         digits -= 2;
-        pair = &xray_hex_pairs[(v & 0xff) * 2];
-        out[digits] = (unsigned char) pair[0];
-        out[digits + 1] = (unsigned char) pair[1];
+        memcpy(out + digits, &xray_hex_pairs[(v & 0xff) * 2], 2);
         v >>= 8;
     }
 }
