@@ -51,6 +51,7 @@ static ngx_int_t ngx_http_xray_match(ngx_regex_t *re, ngx_str_t *s,
 #endif
 static ngx_uint_t ngx_http_xray_x_forwarded_for(ngx_http_request_t *r);
 static uint64_t ngx_http_xray_now(void);
+static ngx_inline ngx_uint_t ngx_http_xray_status(ngx_http_request_t *r);
 static void *ngx_http_xray_scratch(ngx_http_request_t *r, size_t size);
 
 
@@ -75,7 +76,8 @@ static ngx_int_t        ngx_http_xray_realip_index = NGX_ERROR;
 static ngx_int_t
 ngx_http_xray_log_handler(ngx_http_request_t *r)
 {
-    ngx_http_xray_ctx_t  *ctx;
+    ngx_http_xray_ctx_t       *ctx;
+    ngx_http_xray_loc_conf_t  *xlcf;
 
     /* log_subrequest on: a subrequest's log phase is not the request's end */
     if (r != r->main) {
@@ -95,6 +97,16 @@ ngx_http_xray_log_handler(ngx_http_request_t *r)
     }
 
     ctx->recorded = 1;
+
+    /* most requests are not sampled and end well: nothing to write */
+
+    xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
+
+    if (!ctx->sampled
+        && !ngx_http_xray_capture(xlcf, ngx_http_xray_status(r)))
+    {
+        return NGX_OK;
+    }
 
     (void) ngx_http_xray_record(r, ctx, 0);
 
@@ -136,12 +148,7 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
     xmcf = ngx_http_get_module_main_conf(r, ngx_http_xray_module);
     xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
 
-    if (r->err_status) {
-        status = r->err_status;
-
-    } else {
-        status = r->headers_out.status;
-    }
+    status = ngx_http_xray_status(r);
 
     if (!ctx->sampled) {
 
@@ -1126,6 +1133,15 @@ ngx_http_xray_segment_init(ngx_conf_t *cf)
 #endif
 
     return NGX_OK;
+}
+
+
+/* the status the request ends with */
+
+static ngx_inline ngx_uint_t
+ngx_http_xray_status(ngx_http_request_t *r)
+{
+    return r->err_status ? r->err_status : r->headers_out.status;
 }
 
 
