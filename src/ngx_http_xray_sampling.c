@@ -107,6 +107,7 @@ static void ngx_http_xray_poll_close(ngx_http_xray_poller_t *p);
 static void ngx_http_xray_poll_abort(ngx_http_xray_poller_t *p);
 static void ngx_http_xray_fallback(ngx_http_xray_poller_t *p);
 static void ngx_http_xray_lease_release(ngx_http_xray_poller_t *p);
+static ngx_int_t ngx_http_xray_poller_buffers(ngx_http_xray_poller_t *p);
 static ngx_msec_t ngx_http_xray_jitter(ngx_msec_t max);
 static uint64_t ngx_http_xray_epoch_ms(void);
 
@@ -496,28 +497,8 @@ ngx_http_xray_sampling_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    /* buffers for the calls, once a worker */
-
     p = ngx_pcalloc(cycle->pool, sizeof(ngx_http_xray_poller_t));
     if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    p->body = ngx_palloc(cycle->pool, NGX_HTTP_XRAY_BODY_SIZE);
-    p->req = ngx_palloc(cycle->pool,
-                        NGX_HTTP_XRAY_HEAD_SIZE + NGX_HTTP_XRAY_BODY_SIZE);
-    p->reply = ngx_palloc(cycle->pool, NGX_HTTP_XRAY_REPLY_SIZE);
-    p->token = ngx_palloc(cycle->pool, XRAY_SAMPLING_TOKEN_MAX);
-    p->rules = ngx_palloc(cycle->pool, sizeof(xray_sampling_rules_t));
-    p->targets = ngx_palloc(cycle->pool, sizeof(xray_sampling_targets_t));
-    p->stats = ngx_palloc(cycle->pool,
-                          XRAY_SAMPLING_RULES_MAX
-                          * sizeof(xray_sampling_stat_t));
-
-    if (p->body == NULL || p->req == NULL || p->reply == NULL
-        || p->token == NULL || p->rules == NULL || p->targets == NULL
-        || p->stats == NULL)
-    {
         return NGX_ERROR;
     }
 
@@ -606,6 +587,7 @@ ngx_http_xray_tick_handler(ngx_event_t *ev)
 
     } else if ((lease == 0
                 || (ngx_msec_int_t) (now - beat) > NGX_HTTP_XRAY_LEASE_STALE)
+               && ngx_http_xray_poller_buffers(p) == NGX_OK
                && ngx_atomic_cmp_set(&shm->lease, lease, ngx_pid))
     {
         shm->heartbeat = now;
@@ -635,6 +617,54 @@ ngx_http_xray_tick_handler(ngx_event_t *ev)
     }
 
     ngx_add_timer(ev, NGX_HTTP_XRAY_TICK);
+}
+
+
+/*
+ * The calls' buffers (about 1.4 MB, most of it room for the largest reply),
+ * made once, by the first worker that polls, and kept for its lifetime
+ */
+
+static ngx_int_t
+ngx_http_xray_poller_buffers(ngx_http_xray_poller_t *p)
+{
+    ngx_pool_t  *pool;
+
+    if (p->reply != NULL) {
+        return NGX_OK;
+    }
+
+    pool = ngx_cycle->pool;
+
+    /* after a failure, only what is missing is asked for again */
+
+#define ngx_http_xray_buffer(field, size)                                    \
+    if (p->field == NULL) {                                                 \
+        p->field = ngx_palloc(pool, size);                                  \
+        if (p->field == NULL) {                                             \
+            return NGX_ERROR;                                               \
+        }                                                                   \
+    }
+
+    ngx_http_xray_buffer(body, NGX_HTTP_XRAY_BODY_SIZE);
+    ngx_http_xray_buffer(req,
+                         NGX_HTTP_XRAY_HEAD_SIZE + NGX_HTTP_XRAY_BODY_SIZE);
+    ngx_http_xray_buffer(token, XRAY_SAMPLING_TOKEN_MAX);
+    ngx_http_xray_buffer(rules, sizeof(xray_sampling_rules_t));
+    ngx_http_xray_buffer(targets, sizeof(xray_sampling_targets_t));
+    ngx_http_xray_buffer(stats, XRAY_SAMPLING_RULES_MAX
+                                * sizeof(xray_sampling_stat_t));
+
+#undef ngx_http_xray_buffer
+
+    /* set last: it says the others are there */
+    p->reply = ngx_palloc(pool, NGX_HTTP_XRAY_REPLY_SIZE);
+
+    if (p->reply == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
