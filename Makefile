@@ -19,6 +19,9 @@ DEPS_TEST  := libtest-base-perl libtest-longstring-perl liblist-moreutils-perl \
               libtext-diff-perl liburi-perl libhttp-message-perl libwww-perl \
               libipc-run-perl libjson-pp-perl python3 python3-jsonschema \
               python3-aws-xray-sdk python3-botocore ca-certificates curl
+# the demo's upstream and daemon stand-ins (with python3-botocore the
+# stand-in also checks nginx's sampling calls against AWS's API model)
+DEPS_RUN   := python3
 DEPS_FUZZ  := clang libclang-rt-14-dev
 # the browser test drives Debian's Chromium with playwright-core from npm
 DEPS_E2E   := chromium
@@ -170,6 +173,7 @@ fuzz: deps deps-fuzz $(FUZZERS)
 	done
 
 run: module
+	@scripts/install-deps.sh $(DEPS_RUN)
 	scripts/demo.sh $(MODULE)
 
 # plain nginx against the module in one run: wrk ratios, instructions per

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `make run`: nginx with the module, a demo upstream and a daemon sink, all in
-# the foreground; Ctrl-C stops everything.
+# `make run`: nginx with the module, a demo upstream and a stand-in X-Ray
+# daemon (a UDP sink for the segments, and on the same port over TCP the two
+# sampling calls the daemon proxies, answered from demo/sampling-rules.json),
+# all in the foreground; Ctrl-C stops everything.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,6 +16,8 @@ python=$(command -v python3)
 port=${DEMO_PORT:-8080}
 upstream_port=${DEMO_UPSTREAM_PORT:-8081}
 sink_port=${DEMO_SINK_PORT:-2000}
+# the centralized sampling rules the stand-in serves: edit them while it runs
+rules=${DEMO_SAMPLING_RULES:-$top/demo/sampling-rules.json}
 
 mkdir -p "$run/tmp"
 # nginx would look for a relative path under its prefix
@@ -37,21 +41,30 @@ trap cleanup EXIT INT TERM
 
 "$python" -u "$top/demo/upstream.py" "$upstream_port" & pids+=($!)
 "$python" -u "$top/demo/sink.py" "$sink_port" & pids+=($!)
-"$nginx" -p "$run" -c "$run/nginx.conf" & pids+=($!)
+"$python" -u "$top/t/lib/xray_sampling_api.py" --port "$sink_port" \
+    --config "$rules" --record "$run/sampling-api.jsonl" \
+    --log --rules-modified-at-mtime & pids+=($!)
 
-# ready when nginx and the upstream accept connections (10 s at most)
-for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null \
-        && (exec 3<>"/dev/tcp/127.0.0.1/$upstream_port") 2>/dev/null \
-        && break
-    sleep 0.1
-done
+# ready when something accepts connections on each port (10 s at most)
+listening() {
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return
+        sleep 0.1
+    done
+}
+# nginx asks the daemon for the sampling rules as soon as it starts
+listening "$upstream_port"
+listening "$sink_port"
+"$nginx" -p "$run" -c "$run/nginx.conf" & pids+=($!)
+listening "$port"
 
 root="Root=1-$(printf '%08x' "$(date +%s)")-abcdef0123456789abcdef01"
 cat <<TXT
 
 ngx_http_xray demo: nginx on http://127.0.0.1:$port, upstream on
-$upstream_port, daemon sink on udp $sink_port.  In another terminal, try:
+$upstream_port, daemon stand-in on udp $sink_port (segments) and tcp
+$sink_port (sampling rules from $rules).
+In another terminal, try:
 
   # a browser's trace context: same Root, the proxy's own Parent, its own
   # sampling decision (the first request each second is sampled)
@@ -72,11 +85,20 @@ $upstream_port, daemon sink on udp $sink_port.  In another terminal, try:
   # a Server-Sent Events stream, resumed after event 3
   curl -sN http://127.0.0.1:$port/sse -H 'Last-Event-ID: 3' -H 'X-Amzn-Trace-Id: $root'
 
-  # the module's counters, summed over both workers
-  curl -s http://127.0.0.1:$port/xray/status
+  # the module's counters, summed over both workers, and the sampling rules
+  # held: source="centralized" once the stand-in's rules arrived
+  curl -s http://127.0.0.1:$port/xray/status | grep sampling
 
-What the upstream receives and each segment the daemon sink receives are
-printed below.  Ctrl-C stops the demo.
+  # change a rule in the service: edit $rules
+  # (here: the healthz rule's "FixedRate" from 0 to 1) and save; within one
+  # targets interval (5 s) the status page shows it and /healthz is sampled
+  sed -i '0,/"FixedRate": 0,/s//"FixedRate": 1,/' $rules
+  curl -s http://127.0.0.1:$port/xray/status | grep 'rule="healthz"'
+  curl -s http://127.0.0.1:$port/healthz -H 'X-Amzn-Trace-Id: $root'
+
+What the upstream receives, each segment the daemon sink receives and the
+sampling calls the stand-in answers are printed below.
+Ctrl-C stops the demo.
 
 TXT
 wait -n "${pids[@]}"
