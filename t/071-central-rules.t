@@ -6,7 +6,8 @@
 # at most 25 documents a call.  The status page names of the feature are
 # checked here too.  Every rule of the first block samples with FixedRate 1,
 # so each request's segment names the rule it matched
-# (aws.xray.sampling_rule_name).
+# (aws.xray.sampling_rule_name).  A LastRuleModification counts to the
+# millisecond: one within the second of the fetch, after it, is newer.
 
 BEGIN { $ENV{TEST_NGINX_SAMPLING_API_PORT} = 2023 }
 
@@ -308,6 +309,63 @@ sub {
     ok($targets_calls->(3), 'three more targets calls answered');
     is($rules_calls->(), 2, '... with rules newer than the modification: '
                             . 'no other GetSamplingRules call');
+}
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+
+
+
+=== TEST 3: LastRuleModification 0.3 s after the fetch, within its second: fetched again
+--- http_config
+    xray_daemon "tcp:127.0.0.1:$TEST_NGINX_SAMPLING_API_PORT udp:127.0.0.1:$TEST_NGINX_XRAY_DAEMON_PORT" flush=10ms;
+    xray_sampling centralized rules_interval=5m targets_interval=1s;
+    xray_sampling_rules $TEST_NGINX_HTML_DIR/never.json;
+    xray_segment_name edge;
+--- config
+    location / {
+        xray on;
+        xray_originate on;
+        return 204;
+    }
+    location = /status {
+        xray off;
+        xray_status;
+    }
+--- sampling_api eval
+{ rules => [main::rule('one', 10, URLPath => '/ms'),
+            main::rule('Default', 10000, FixedRate => 0)] }
+--- request
+GET /status
+--- error_code: 200
+--- burst: 1
+--- burst_check eval
+sub {
+    my ($ok, $s) = XRayCentral::wait_status(sub {
+        (main::metric($_[0], 'nginx_xray_sampling_rules_held') // 0) == 2 });
+    ok($ok, 'two rules held') or diag $s->{text};
+    my $fetched = XRayCentral::api_calls('/GetSamplingRules')->[0]{time};
+    # a change the service made 0.3 s after it answered: newer than the
+    # rules held, though most often within the same second
+    XRayTest::sampling_api_config({
+        rules => [main::rule('one', 10, URLPath => '/ms'),
+                  main::rule('two', 5, URLPath => '/ms'),
+                  main::rule('Default', 10000, FixedRate => 0)],
+        last_rule_modification => $fetched + 0.3 });
+    ($ok, $s) = XRayCentral::wait_status(sub {
+        XRayCentral::get(path => '/ms');
+        (main::metric($_[0], 'nginx_xray_sampling_rules_held') // 0) == 3 },
+        timeout => 10);
+    ok($ok, sprintf('modified at %.3f, 0.3 s after the fetch at %.3f: '
+                    . 'fetched again', $fetched + 0.3, $fetched))
+        or diag $s->{text};
+    my $n = @{ XRayCentral::api_calls('/SamplingTargets') };
+    XRayTest::wait_until(sub {
+        XRayCentral::get(path => '/ms');
+        @{ XRayCentral::api_calls('/SamplingTargets') } >= $n + 3 });
+    is(scalar @{ XRayCentral::api_calls('/GetSamplingRules') }, 2,
+       'then not again: the rules held are newer');
 }
 --- no_error_log
 [alert]
