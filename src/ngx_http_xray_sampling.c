@@ -1058,10 +1058,17 @@ ngx_http_xray_poll_done(ngx_http_xray_poller_t *p, xray_http_reply_t *reply)
 
     if (p->call == NGX_HTTP_XRAY_CALL_RULES) {
         ngx_http_xray_rules_done(p, reply);
-
-    } else {
-        ngx_http_xray_targets_done(p, reply);
+        return;
     }
+
+    /*
+     * the service answered: it took this batch's statistics, even if the
+     * body turns out bad; given back, they would be counted twice
+     */
+    p->first += p->batch;
+    p->batch = 0;
+
+    ngx_http_xray_targets_done(p, reply);
 }
 
 
@@ -1179,8 +1186,6 @@ ngx_http_xray_targets_done(ngx_http_xray_poller_t *p,
     {
         p->next_rules = ngx_current_msec;
     }
-
-    p->first += p->batch;
 
     if (p->first < p->nstats) {
         p->more = 1;
