@@ -991,6 +991,16 @@ ngx_http_xray_poll_read(ngx_event_t *rev)
         rc = xray_http_reply_parse((char *) p->reply, p->reply_len, n == 0,
                                    XRAY_SAMPLING_REPLY_MAX, &reply, err);
 
+        if (reply.status == 200 && p->call == NGX_HTTP_XRAY_CALL_TARGETS) {
+            /*
+             * the service answered: it took this batch's statistics, even
+             * if the body turns out bad, too large or never ends; given
+             * back, they would be counted twice
+             */
+            p->first += p->batch;
+            p->batch = 0;
+        }
+
         if (rc == XRAY_HTTP_DONE) {
             ngx_http_xray_poll_done(p, &reply);
             return;
@@ -1058,17 +1068,11 @@ ngx_http_xray_poll_done(ngx_http_xray_poller_t *p, xray_http_reply_t *reply)
 
     if (p->call == NGX_HTTP_XRAY_CALL_RULES) {
         ngx_http_xray_rules_done(p, reply);
-        return;
+
+    } else {
+        /* its batch was counted as reported when its status came */
+        ngx_http_xray_targets_done(p, reply);
     }
-
-    /*
-     * the service answered: it took this batch's statistics, even if the
-     * body turns out bad; given back, they would be counted twice
-     */
-    p->first += p->batch;
-    p->batch = 0;
-
-    ngx_http_xray_targets_done(p, reply);
 }
 
 

@@ -7,6 +7,9 @@
 # Those are not reported again, or the service would count the same
 # requests once more on every call that the bad replies make fail (the
 # statistics it receives must equal the traffic sent).
+#
+# TEST 2: the same with a 200 reply over 1 MB, and one whose body never
+# ends (the call times out after its status came).
 
 BEGIN { $ENV{TEST_NGINX_SAMPLING_API_PORT} = 2030 }
 
@@ -104,6 +107,78 @@ sub {
                                 } @$calls;
     is(scalar(grep { @{ $_->{errors} // [] } } @$calls), 0,
        'every targets body valid for the API model');
+}
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+
+
+
+=== TEST 2: nor when a 200 reply is too large, or never ends
+--- http_config
+    xray_daemon "tcp:127.0.0.1:$TEST_NGINX_SAMPLING_API_PORT udp:127.0.0.1:$TEST_NGINX_XRAY_DAEMON_PORT" flush=10ms;
+    xray_sampling centralized targets_interval=1s;
+    xray_segment_name edge;
+--- config
+    location / {
+        xray on;
+        xray_originate on;
+        return 204;
+    }
+    location = /status {
+        xray off;
+        xray_status;
+    }
+--- sampling_api eval
+{ rules => \@main::Rules }
+--- request
+GET /status
+--- error_code: 200
+--- burst: 1
+--- burst_check eval
+sub {
+    my ($ok, $s) = XRayCentral::wait_status(sub {
+        main::metric($_[0], 'nginx_xray_sampling_source',
+                     source => 'centralized') });
+    ok($ok, 'the rules arrive: centralized') or diag $s->{text};
+
+    my $errors = sub {
+        return main::metric($_[0], 'nginx_xray_sampling_poll_errors_total',
+                            call => 'targets', kind => $_[1]) // 0;
+    };
+    my $sent = 0;
+    # each fault after requests, so that its calls carry statistics
+    for my $f ([ 'huge', 'too_large', 3 ], [ 'endless', 'timeout', 1 ]) {
+        my ($fault, $kind, $calls) = @$f;
+        my $before = $errors->($s, $kind);
+        XRayTest::sampling_api_config({ rules => \@main::Rules,
+                                        fault => $fault,
+                                        fault_paths => ['/SamplingTargets'] });
+        for (1 .. 5) {
+            $sent++ if (XRayCentral::get(path => '/')->{status} // 0) == 204;
+        }
+        ($ok, $s) = XRayCentral::wait_status(sub {
+            $errors->($_[0], $kind) >= $before + $calls }, timeout => 40);
+        ok($ok, "targets answered 200, $fault: counted as $kind")
+            or diag $s->{text};
+    }
+    is($sent, 10, '10 requests answered');
+
+    my $since = time;
+    XRayTest::sampling_api_config({ rules => \@main::Rules });
+    ($ok, $s) = XRayCentral::wait_status(sub {
+        (main::metric($_[0], 'nginx_xray_sampling_last_success_seconds',
+                      call => 'targets') // 0) > $since + 1 }, timeout => 30);
+    ok($ok, 'a targets call succeeds again') or diag $s->{text};
+
+    my $calls = XRayCentral::api_calls('/SamplingTargets');
+    my $r = XRayCentral::reported($calls)->{central} // {};
+    is($r->{RequestCount} // 0, $sent,
+       "the service received RequestCount $sent in all, over "
+       . scalar(@$calls) . ' targets calls')
+        or diag CORE::join "\n", map {
+            JSON::PP->new->canonical->encode($_->{body}) } @$calls;
 }
 --- no_error_log
 [alert]
