@@ -7,7 +7,7 @@
 # over both workers; every request's second is the one its decision was
 # taken in (XRayTest::request_second).
 
-BEGIN { $ENV{TEST_NGINX_SAMPLING_API_PORT} = 2024 }
+BEGIN { $ENV{TEST_NGINX_SAMPLING_API_PORT} = 2028 }
 
 use Test::Nginx::Socket 'no_plan';
 use XRayTest;
