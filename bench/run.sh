@@ -362,6 +362,16 @@ median() {
               else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# quartiles: the first quartile, the median and the third of the numbers on
+# stdin, one a line (linear interpolation between ranks)
+quartiles() {
+    sort -g | awk '{ v[NR] = $1 }
+        function q(f,   x, i) { x = 1 + (NR - 1) * f; i = int(x)
+                                return v[i] + (x - i) * (v[i + 1] - v[i]) }
+        END { if (NR == 0) print 0, 0, 0
+              else printf "%.3f %.3f %.3f\n", q(0.25), q(0.5), q(0.75) }'
+}
+
 # ------------------------------------------------------------------- set-up
 
 for p in "${port[@]}" "${sse_port[@]}" "$upstream_port" "$sse_upstream_port" \
@@ -603,12 +613,25 @@ say "   wrk's count); cpu us: its CPU microseconds per request it served, from t
 say "   scheduler's nanoseconds (/proc/PID/schedstat) over stub_status's count.  The"
 say "   kernel does no separate IRQ time accounting: the softirq work of loopback"
 say "   done in the worker's context is in its CPU time)"
+# Paired, round by round: a round's configurations ran within seconds of
+# each other, while the machine's speed drifts between rounds (other work,
+# frequency, the host); the median of the per-round ratios does not mix
+# rounds, a ratio of medians does.  The quartiles show the spread.
+declare -A pr_q1 pr_med pr_q3 pc_q1 pc_med pc_q3
 for c in B C D E; do
-    paired=$(for r in "${used[@]}"; do
-                 awk -v x="${rps_of[$c,$r]}" -v a="${rps_of[A,$r]}" \
-                     'BEGIN { if (a > 0) printf "%.4f\n", x / a }'
-             done | median)
-    say "$(printf '   %s/A, median of the per-round ratios: %.3f' "$c" "$paired")"
+    read -r pr_q1[$c] pr_med[$c] pr_q3[$c] < <(
+        for r in "${used[@]}"; do
+            awk -v x="${rps_of[$c,$r]}" -v a="${rps_of[A,$r]}" \
+                'BEGIN { if (a > 0) printf "%.4f\n", x / a }'
+        done | quartiles)
+    read -r pc_q1[$c] pc_med[$c] pc_q3[$c] < <(
+        for r in "${used[@]}"; do
+            awk -v x="${cpureq_of[$c,$r]:-0}" -v a="${cpureq_of[A,$r]:-0}" \
+                'BEGIN { if (x > 0) printf "%.4f\n", a / x }'
+        done | quartiles)
+    say "$(printf '   %s/A, per-round ratios: requests/s median %.3f (quartiles %.3f-%.3f), CPU per request %.3f (%.3f-%.3f)' \
+           "$c" "${pr_med[$c]}" "${pr_q1[$c]}" "${pr_q3[$c]}" \
+           "${pc_med[$c]}" "${pc_q1[$c]}" "${pc_q3[$c]}")"
 done
 # on a busy machine the worker waits for the CPU and requests/s fall with
 # whatever else runs; its CPU time per request does not wait
@@ -694,7 +717,7 @@ callgrind_run() {
 cg_failed=
 
 declare -A ir
-cg_configs=(A C D)
+cg_configs=(A B C D)
 for c in "${cg_configs[@]}"; do
     for n in 0 "$cg_requests"; do
         log "callgrind: $c, $n requests"
@@ -715,7 +738,7 @@ for c in "${cg_configs[@]}"; do
            "$c ${title[$c]}" "${ir[$c,0]}" "${ir[$c,$cg_requests]}" \
            "${per_req[$c]}")"
 done
-for c in C D; do
+for c in B C D; do
     added=$(( ${per_req[$c]} - ${per_req[A]} ))
     say "$(printf '   added by the module per request, %s - A: %6d instructions (%+.1f%%)' \
            "$c" "$added" \
@@ -731,14 +754,28 @@ for c in "${cg_configs[@]}"; do
             "$out/cg-$c-$n/callgrind.out" > "$out/cg-$c-$n.self" 2>/dev/null
     done
 done
-"$python" "$bench/cgdiff.py" diff --src "$top" "$out/cg-A-0.self" "$out/cg-A-$cg_requests.self" \
-    "$out/cg-D-0.self" "$out/cg-D-$cg_requests.self" "$cg_requests" 20 \
-    | while IFS= read -r l; do say "   $l"; done
+# cgdiff_of <config> <lines>: where <config>'s extra instructions go
+cgdiff_of() {
+    "$python" "$bench/cgdiff.py" diff --src "$top" \
+        "$out/cg-A-0.self" "$out/cg-A-$cg_requests.self" \
+        "$out/cg-$1-0.self" "$out/cg-$1-$cg_requests.self" "$cg_requests" \
+        "$2" > "$out/cgdiff-$1.txt"
+    while IFS= read -r l; do say "   $l"; done < "$out/cgdiff-$1.txt"
+}
+# the module's own code per request: the object line of cgdiff_of
+own_of() {
+    sed -n 's/.*ngx_http_xray_module\.so +\{0,1\}\(-\{0,1\}[0-9]*\).*/\1/p' \
+        "$out/cgdiff-$1.txt" | head -1
+}
+cgdiff_of D 20
 say ""
 say "   the same for C (unsampled), C minus A:"
-"$python" "$bench/cgdiff.py" diff --src "$top" "$out/cg-A-0.self" "$out/cg-A-$cg_requests.self" \
-    "$out/cg-C-0.self" "$out/cg-C-$cg_requests.self" "$cg_requests" 12 \
-    | while IFS= read -r l; do say "   $l"; done
+cgdiff_of C 12
+say ""
+say "   the same for B (loaded, xray off), B minus A: what loading alone moves,"
+say "   mostly the state of malloc's heap (the module's start-up allocations),"
+say "   which changes what malloc() and free() cost per request, either way:"
+cgdiff_of B 6
 say ""
 say "   calls per request of a few library functions:"
 "$python" "$bench/cgdiff.py" calls "$cg_requests" \
@@ -867,27 +904,31 @@ verdict() {
                  print ok ? "met" : "MISSED" }'
 }
 
-rb=$(ratio "${med[B]}" "${med[A]}")
-rc=$(ratio "${med[C]}" "${med[A]}")
-re=$(ratio "${med[E]}" "${med[A]}")
-rd=$(ratio "${med[D]}" "${med[A]}")
-cb=${cpu_ratio[B]}
-cc=${cpu_ratio[C]}
-ce=${cpu_ratio[E]}
-cd=${cpu_ratio[D]}
+# the verdicts go by the paired ratios (see the throughput section); the
+# quartiles say how far a verdict is from noise
+rb=${pr_med[B]}; rc=${pr_med[C]}; re=${pr_med[E]}; rd=${pr_med[D]}
+cb=${pc_med[B]}; cc=${pc_med[C]}; ce=${pc_med[E]}; cd=${pc_med[D]}
 # "sampled within 3% of the ceiling"
 rd_target=$(awk -v c="$ceiling" 'BEGIN { printf "%.3f", 0.97 * c }')
+added_b=$(( ${per_req[B]} - ${per_req[A]} ))
 added_c=$(( ${per_req[C]} - ${per_req[A]} ))
 added_d=$(( ${per_req[D]} - ${per_req[A]} ))
 sse_c=$(awk -v a="${sse_per[C]}" -v b="${sse_per[A]}" 'BEGIN { printf "%.2f", a - b }')
 sse_d=$(awk -v a="${sse_per[D]}" -v b="${sse_per[A]}" 'BEGIN { printf "%.2f", a - b }')
-say "ratios to plain nginx (A), ${#used[@]} rounds: of median requests/s, and of CPU time per request"
-say "(A's over the configuration's; the one to trust when the machine is busy), and instructions:"
-say "ratio loaded-off/plain: ${rb}x requests/s, ${cb}x CPU"
-say "ratio unsampled/plain: ${rc}x requests/s, ${cc}x CPU (target >= 0.99: $(verdict "$rc" 0.99), $(verdict "$cc" 0.99))"
-say "ratio production-mix/plain: ${re}x requests/s, ${ce}x CPU (target >= 0.985: $(verdict "$re" 0.985), $(verdict "$ce" 0.985))"
-say "ratio sampled/plain: ${rd}x requests/s, ${cd}x CPU (target within 3% of the ceiling ${ceiling}x, >= ${rd_target}: $(verdict "$rd" "$rd_target"), $(verdict "$cd" "$rd_target"))"
+spread() {
+    printf 'quartiles %.3f-%.3f, %.3f-%.3f' "${pr_q1[$1]}" "${pr_q3[$1]}" \
+        "${pc_q1[$1]}" "${pc_q3[$1]}"
+}
+say "ratios to plain nginx (A), ${#used[@]} rounds: medians of the per-round ratios of requests/s"
+say "and of CPU time per request (A's over the configuration's; the one to trust when the"
+say "machine is busy), their quartiles, and instructions:"
+say "ratio loaded-off/plain: ${rb}x requests/s, ${cb}x CPU ($(spread B); B only returns early: the spread is noise)"
+say "ratio unsampled/plain: ${rc}x requests/s, ${cc}x CPU (target >= 0.99: $(verdict "$rc" 0.99), $(verdict "$cc" 0.99); $(spread C))"
+say "ratio production-mix/plain: ${re}x requests/s, ${ce}x CPU (target >= 0.985: $(verdict "$re" 0.985), $(verdict "$ce" 0.985); $(spread E))"
+say "ratio sampled/plain: ${rd}x requests/s, ${cd}x CPU (target within 3% of the ceiling ${ceiling}x, >= ${rd_target}: $(verdict "$rd" "$rd_target"), $(verdict "$cd" "$rd_target"); $(spread D))"
 say "floor: $(printf '%.3f' "$floor_med") CPU us per $floor_size-byte datagram, plain request $t_plain CPU us: ceiling ${ceiling}x"
+say "instructions added per request, loaded-off: $added_b (the module's own code: $(own_of B); the rest is heap state, see 2.)"
 say "instructions added per request, unsampled: $added_c (target <= 500, $(verdict "$added_c" 500 le))"
 say "instructions added per request, sampled: $added_d (target <= 4000, $(verdict "$added_d" 4000 le))"
+say "instructions per request in the module's own code: unsampled $(own_of C), sampled $(own_of D)"
 say "SSE memory per stream added by the module: ${sse_c} KiB unsampled, ${sse_d} KiB sampled"
