@@ -306,6 +306,8 @@ ngx_table_elt_t *ngx_http_xray_header_find(ngx_list_t *list,
     ngx_str_t *name, ngx_http_xray_cursor_t *cur);
 ngx_table_elt_t *ngx_http_xray_header_find_in(ngx_list_t *list,
     ngx_http_xray_key_t *key, ngx_http_xray_cursor_t *cur);
+ngx_table_elt_t *ngx_http_xray_header_first(ngx_list_t *list,
+    ngx_http_xray_key_t *key, ngx_uint_t *n, ngx_uint_t *differ);
 void ngx_http_xray_key_init(ngx_http_xray_key_t *key);
 ngx_table_elt_t *ngx_http_xray_header_add(ngx_http_request_t *r,
     ngx_list_t *list, ngx_str_t *name, ngx_str_t *value);

@@ -97,10 +97,14 @@ ngx_http_xray_handler(ngx_http_request_t *r)
 
     xmcf = ngx_http_get_module_main_conf(r, ngx_http_xray_module);
 
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_xray_ctx_t));
+    /* zeroed inline: its size is known here, ngx_pcalloc() calls memset() */
+
+    ctx = ngx_palloc(r->pool, sizeof(ngx_http_xray_ctx_t));
     if (ctx == NULL) {
         return NGX_ERROR;
     }
+
+    ngx_memzero(ctx, sizeof(ngx_http_xray_ctx_t));
 
     /*
      * found again through the pool after an internal redirect clears ctx:
@@ -598,38 +602,19 @@ static ngx_int_t
 ngx_http_xray_read_context(ngx_http_request_t *r, xray_trace_ctx_t *tc,
     ngx_table_elt_t **first, ngx_uint_t *invalid)
 {
-    ngx_int_t                ret;
-    ngx_uint_t               n;
-    const char              *reason;
-    ngx_table_elt_t         *h;
-    xray_header_rc_e         rc;
-    ngx_http_xray_cursor_t   cur;
+    ngx_int_t          ret;
+    ngx_uint_t         n, differ;
+    const char        *reason;
+    xray_header_rc_e   rc;
 
-    *first = NULL;
     *invalid = 0;
-    reason = NULL;
-    n = 0;
 
-    ngx_memzero(&cur, sizeof(ngx_http_xray_cursor_t));
+    /* repeated: harmless only when every copy says the same */
+    *first = ngx_http_xray_header_first(&r->headers_in.headers,
+                                        &ngx_http_xray_header_key,
+                                        &n, &differ);
 
-    while ((h = ngx_http_xray_header_find_in(&r->headers_in.headers,
-                                             &ngx_http_xray_header_key,
-                                             &cur))
-           != NULL)
-    {
-        if (n++ == 0) {
-            *first = h;
-            continue;
-        }
-
-        /* repeated: harmless only when every copy says the same */
-        if (h->value.len != (*first)->value.len
-            || ngx_memcmp(h->value.data, (*first)->value.data,
-                          h->value.len) != 0)
-        {
-            reason = "several different headers";
-        }
-    }
+    reason = differ ? "several different headers" : NULL;
 
     if (n == 0) {
         ret = ngx_http_xray_read_alternative(r, tc, invalid);
@@ -743,7 +728,7 @@ dropped:
 static void
 ngx_http_xray_read_w3c(ngx_http_request_t *r, ngx_http_xray_client_t *cl)
 {
-    ngx_uint_t                  n;
+    ngx_uint_t                  n, differ;
     const char                 *reason;
     xray_w3c_rc_e               rc;
     ngx_table_elt_t            *h, *first;
@@ -752,34 +737,16 @@ ngx_http_xray_read_w3c(ngx_http_request_t *r, ngx_http_xray_client_t *cl)
 
     xmcf = ngx_http_get_module_main_conf(r, ngx_http_xray_module);
 
-    n = 0;
-    first = NULL;
-    reason = NULL;
-
-    ngx_memzero(&cur, sizeof(ngx_http_xray_cursor_t));
-
-    while ((h = ngx_http_xray_header_find_in(&r->headers_in.headers,
-                                             &ngx_http_xray_traceparent_key,
-                                             &cur))
-           != NULL)
-    {
-        if (n++ == 0) {
-            first = h;
-            continue;
-        }
-
-        /* repeated: harmless only when every copy says the same */
-        if (h->value.len != first->value.len
-            || ngx_memcmp(h->value.data, first->value.data, h->value.len)
-               != 0)
-        {
-            reason = "several different headers";
-        }
-    }
+    /* repeated: harmless only when every copy says the same */
+    first = ngx_http_xray_header_first(&r->headers_in.headers,
+                                       &ngx_http_xray_traceparent_key,
+                                       &n, &differ);
 
     if (n == 0) {
         return;
     }
+
+    reason = differ ? "several different headers" : NULL;
 
     if (reason == NULL) {
         rc = xray_traceparent_parse(first->value.data, first->value.len,
@@ -883,11 +850,15 @@ ngx_http_xray_decide(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
         goto decided;
     }
 
-    ctx->rule = xray_rules_match(&xmcf->rules,
-                                 r->headers_in.server.data,
-                                 r->headers_in.server.len,
-                                 r->method_name.data, r->method_name.len,
-                                 r->uri.data, r->uri.len);
+    /* a set of the default alone (none given) matches with no call */
+
+    if (xmcf->rules.nrules > 1) {
+        ctx->rule = xray_rules_match(&xmcf->rules,
+                                     r->headers_in.server.data,
+                                     r->headers_in.server.len,
+                                     r->method_name.data, r->method_name.len,
+                                     r->uri.data, r->uri.len);
+    }
 
     rule = &xmcf->rules.rules[ctx->rule];
     stats = &xmcf->shm->rules[ctx->rule];

@@ -9,19 +9,6 @@
 #include "xray_id.h"
 
 
-/* "00" to "ff": two digits a byte */
-
-static const char  xray_hex_pairs[] =
-    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-    "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
-    "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
-    "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
-    "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
-    "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
-    "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
-    "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
-
-
 static uint64_t
 xray_rotl(uint64_t x, int k)
 {
@@ -69,8 +56,10 @@ xray_rng_seed_fixed(xray_rng_t *rng, uint64_t seed)
 }
 
 
-uint64_t
-xray_rng_next(xray_rng_t *rng)
+/* xoshiro256**; a static inline step: the ids take it with no call */
+
+static inline uint64_t
+xray_rng_step(xray_rng_t *rng)
 {
     uint64_t  result, t;
 
@@ -89,6 +78,13 @@ xray_rng_next(xray_rng_t *rng)
 }
 
 
+uint64_t
+xray_rng_next(xray_rng_t *rng)
+{
+    return xray_rng_step(rng);
+}
+
+
 double
 xray_rng_uniform(xray_rng_t *rng)
 {
@@ -97,33 +93,51 @@ xray_rng_uniform(xray_rng_t *rng)
 }
 
 
-/* the low 4 * digits bits of v, digits even, in lowercase hex */
+/*
+ * The 8 digits of v in lowercase hex, the most significant first, a word
+ * at a time: each nibble spread to a byte of its own (the most significant
+ * in the lowest), '0' added to each, and 'a' - '0' - 10 more to those of
+ * 10 and above, whose + 6 carries into bit 4.  The lowest byte is the
+ * first digit: stored as it is on a little-endian machine.
+ */
 
-static void
-xray_hex64(uint64_t v, unsigned char *out, int digits)
+static inline void
+xray_hex32(uint32_t v, unsigned char *out)
 {
-    while (digits > 0) {
-        digits -= 2;
-        memcpy(out + digits, &xray_hex_pairs[(v & 0xff) * 2], 2);
-        v >>= 8;
-    }
+    uint64_t  x, ten;
+
+    x = ((uint64_t) (v & 0xffff) << 32) | (v >> 16);
+    x = ((x & 0x000000ff000000ffULL) << 16)
+        | ((x >> 8) & 0x000000ff000000ffULL);
+    x = ((x & 0x000f000f000f000fULL) << 8)
+        | ((x >> 4) & 0x000f000f000f000fULL);
+
+    ten = ((x + 0x0606060606060606ULL) >> 4) & 0x0101010101010101ULL;
+    x += 0x3030303030303030ULL + ten * ('a' - '0' - 10);
+
+#if (defined __BYTE_ORDER__ && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__)
+    x = __builtin_bswap64(x);
+#endif
+
+    memcpy(out, &x, sizeof(uint64_t));
 }
 
 
-void
-xray_id_segment(xray_rng_t *rng, unsigned char *out)
+static inline void
+xray_hex64(uint64_t v, unsigned char *out)
 {
-    xray_hex64(xray_id_segment_value(rng), out, XRAY_ID_LEN);
+    xray_hex32((uint32_t) (v >> 32), out);
+    xray_hex32((uint32_t) v, out + 8);
 }
 
 
-uint64_t
-xray_id_segment_value(xray_rng_t *rng)
+static inline uint64_t
+xray_id_value(xray_rng_t *rng)
 {
     uint64_t  v;
 
     do {
-        v = xray_rng_next(rng);
+        v = xray_rng_step(rng);
     } while (v == 0);
 
     return v;
@@ -131,9 +145,23 @@ xray_id_segment_value(xray_rng_t *rng)
 
 
 void
+xray_id_segment(xray_rng_t *rng, unsigned char *out)
+{
+    xray_hex64(xray_id_value(rng), out);
+}
+
+
+uint64_t
+xray_id_segment_value(xray_rng_t *rng)
+{
+    return xray_id_value(rng);
+}
+
+
+void
 xray_id_hex(uint64_t id, unsigned char *out)
 {
-    xray_hex64(id, out, XRAY_ID_LEN);
+    xray_hex64(id, out);
 }
 
 
@@ -142,8 +170,8 @@ xray_id_trace(xray_rng_t *rng, time_t now, unsigned char *out)
 {
     out[0] = '1';
     out[1] = '-';
-    xray_hex64((uint64_t) now & 0xffffffff, out + 2, 8);
+    xray_hex32((uint32_t) now, out + 2);
     out[10] = '-';
-    xray_hex64(xray_rng_next(rng) & 0xffffffff, out + 11, 8);
-    xray_hex64(xray_rng_next(rng), out + 19, 16);
+    xray_hex32((uint32_t) xray_rng_step(rng), out + 11);
+    xray_hex64(xray_rng_step(rng), out + 19);
 }

@@ -77,6 +77,35 @@ main(void)
 
     ok(ok_bits, "ids are the generator's numbers in lowercase hex");
 
+    /* xray_id_hex(): the digits 9 and a (the edge of the letters), 0, f */
+    xray_id_hex(0, id);
+    is_mem(id, XRAY_ID_LEN, "0000000000000000", "0 in hex");
+    xray_id_hex(~(uint64_t) 0, id);
+    is_mem(id, XRAY_ID_LEN, "ffffffffffffffff", "all ones in hex");
+    xray_id_hex(0x0123456789abcdefULL, id);
+    is_mem(id, XRAY_ID_LEN, "0123456789abcdef", "every digit, ascending");
+    xray_id_hex(0xfedcba9876543210ULL, id);
+    is_mem(id, XRAY_ID_LEN, "fedcba9876543210", "every digit, descending");
+    xray_id_hex(0x9a9a9a9aa9a9a9a9ULL, id);
+    is_mem(id, XRAY_ID_LEN, "9a9a9a9aa9a9a9a9", "9 and a side by side");
+    xray_id_hex(0x8000000000000001ULL, id);
+    is_mem(id, XRAY_ID_LEN, "8000000000000001", "the top and the low bit");
+
+    /* every digit value at every position, against snprintf() */
+    ok_bits = 1;
+
+    for (i = 0; i < 16; i++) {
+        for (k = 0; k < 16; k++) {
+            v = (uint64_t) k << (4 * i);
+            v |= 0x5555555555555555ULL & ~((uint64_t) 0xf << (4 * i));
+            xray_id_hex(v, id);
+            snprintf(hex, sizeof(hex), "%016llx", (unsigned long long) v);
+            ok_bits &= (memcmp(id, hex, XRAY_ID_LEN) == 0);
+        }
+    }
+
+    ok(ok_bits, "each digit value at each position");
+
     xray_rng_seed_fixed(&a, 0);
     ok(xray_rng_next(&a) != 0 || xray_rng_next(&a) != 0,
        "seed 0 does not give the all-zero state");
