@@ -913,28 +913,42 @@ ngx_http_xray_forward(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
     const u_char *root, xray_trace_ctx_t *tc, ngx_table_elt_t *h,
     xray_tracestate_t *ts)
 {
-    u_char                     *p;
-    u_char                      upstream_id[XRAY_ID_LEN];
+    u_char                     *p, *end;
     u_char                      buf[XRAY_HEADER_OUT_MAX];
     size_t                      len;
     ngx_str_t                   value;
+    xray_sampled_e              sampled;
     ngx_http_xray_loc_conf_t   *xlcf;
 
     xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
 
-    /* root and tc may point into the client's header: written aside first */
-
-    xray_id_segment(&ngx_http_xray_rng, upstream_id);
-
-    len = xray_header_format(buf, root, upstream_id,
-                             ctx->sampled ? XRAY_SAMPLED_YES
-                                          : XRAY_SAMPLED_NO,
-                             tc);
+    len = XRAY_HEADER_FORMAT_LEN(tc);
+    sampled = ctx->sampled ? XRAY_SAMPLED_YES : XRAY_SAMPLED_NO;
 
     if (h != NULL && len <= h->value.len
         && ngx_http_xray_rewritable(r, &h->value))
     {
         p = h->value.data;
+        end = p + h->value.len;
+
+        /*
+         * root and tc may point into the client's header: it is written
+         * over directly only where nothing is kept from it and the root,
+         * if it is there, is already where it goes ("Root=" first);
+         * otherwise it is written aside first
+         */
+
+        if ((tc != NULL && tc->nkept != 0)
+            || (root != p + XRAY_HEADER_ROOT_AT
+                && root + XRAY_TRACE_ID_LEN > p && root < end))
+        {
+            xray_id_segment(&ngx_http_xray_rng, buf + XRAY_HEADER_PARENT_AT);
+            len = xray_header_format(buf, root, buf + XRAY_HEADER_PARENT_AT,
+                                     sampled, tc);
+            ngx_memcpy(p, buf, len);
+
+            goto written;
+        }
 
     } else {
         p = ngx_pnalloc(r->pool, len);
@@ -943,9 +957,15 @@ ngx_http_xray_forward(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
         }
     }
 
+    /* the upstream call's id, where the header's Parent goes */
+
+    xray_id_segment(&ngx_http_xray_rng, p + XRAY_HEADER_PARENT_AT);
+    len = xray_header_format(p, root, p + XRAY_HEADER_PARENT_AT, sampled, tc);
+
+written:
+
     ctx->header.data = p;
     ctx->header.len = len;
-    ngx_memcpy(p, buf, len);
 
     if (!(xlcf->propagate & NGX_HTTP_XRAY_FORMAT_X)) {
         if (h != NULL

@@ -43,6 +43,10 @@
 #define XRAY_C_STOP            (XRAY_C_BAD|XRAY_C_SPACE|XRAY_C_SEMI)
 
 
+/* 16 bytes as one vector (GCC and clang) */
+typedef unsigned char  xray_v16_t __attribute__((vector_size(16)));
+
+
 typedef struct {
     unsigned  seen;                    /* XRAY_SEEN_* */
     size_t    nfields;
@@ -52,6 +56,8 @@ typedef struct {
 } xray_header_state_t;
 
 
+static xray_header_rc_e xray_header_fields(const unsigned char *value,
+    size_t len, xray_trace_ctx_t *ctx);
 static xray_header_rc_e xray_header_field(const unsigned char *start,
     const unsigned char *end, xray_trace_ctx_t *ctx,
     xray_header_state_t *st);
@@ -67,10 +73,16 @@ static uint32_t xray_lower4(const unsigned char *p);
 static int xray_header_canonical(const unsigned char *value, size_t len,
     xray_trace_ctx_t *ctx);
 static int xray_hex_valid(const unsigned char *p, size_t len);
-static int xray_hex8(const unsigned char *p);
+static xray_v16_t xray_hex_lanes(const unsigned char *a,
+    const unsigned char *b);
+static int xray_all_lanes(xray_v16_t v);
 static int xray_key_eq(const unsigned char *a, const unsigned char *b,
     size_t len);
+static size_t xray_header_format_kept(unsigned char *buf, unsigned char *p,
+    const xray_trace_ctx_t *ctx);
 static unsigned char *xray_copy(unsigned char *dst, const void *src,
+    size_t len);
+static unsigned char *xray_copy_over(unsigned char *dst, const void *src,
     size_t len);
 
 
@@ -136,11 +148,6 @@ xray_header_rc_e
 xray_header_parse(const unsigned char *value, size_t len,
     xray_trace_ctx_t *ctx)
 {
-    unsigned              bit, semi;
-    const unsigned char  *p, *q, *end, *val;
-    xray_header_rc_e      rc;
-    xray_header_state_t   st;
-
     ctx->root = NULL;
     ctx->parent = NULL;
     ctx->sampled = XRAY_SAMPLED_NONE;
@@ -159,6 +166,24 @@ xray_header_parse(const unsigned char *value, size_t len,
     if (xray_header_canonical(value, len, ctx)) {
         return XRAY_HEADER_OK;
     }
+
+    return xray_header_fields(value, len, ctx);
+}
+
+
+/*
+ * The general loop, out of line: the canonical form above is parsed
+ * without the stack frame it needs.
+ */
+
+static XRAY_NOINLINE xray_header_rc_e
+xray_header_fields(const unsigned char *value, size_t len,
+    xray_trace_ctx_t *ctx)
+{
+    unsigned              bit, semi;
+    const unsigned char  *p, *q, *end, *val;
+    xray_header_rc_e      rc;
+    xray_header_state_t   st;
 
     st.seen = 0;
     st.nfields = 0;
@@ -330,49 +355,55 @@ xray_header_parse(const unsigned char *value, size_t len,
 /*
  * The header as X-Ray services and SDKs write it, with nothing around the
  * fields: "Root=1-<8 hex>-<24 hex>", then optionally ";Parent=<16 hex>",
- * then optionally ";Sampled=<0|1|?>", and nothing else.  Recognised with a
- * few compares and the hex checks a word at a time, and described exactly
- * as the general loop would (the same spans into value).  Returns 0, with
- * ctx untouched, for anything else: the general loop then decides.
+ * then optionally ";Sampled=<0|1|?>", and nothing else: 40, 50, 64 or 74
+ * bytes.  Recognised with a few compares, the hex digits checked 16 at a
+ * time, and described exactly as the general loop would (the same spans
+ * into value).  Returns 0, with ctx untouched, for anything else: the
+ * general loop then decides.
  */
 
-static int
+static inline int
 xray_header_canonical(const unsigned char *value, size_t len,
     xray_trace_ctx_t *ctx)
 {
-    const unsigned char  *p, *end, *parent;
+    size_t                rest;
+    xray_v16_t            hex;
+    const unsigned char  *p, *parent;
     xray_sampled_e        sampled;
 
     if (len < sizeof("Root=") - 1 + XRAY_TRACE_ID_LEN
         || memcmp(value, "Root=1-", sizeof("Root=1-") - 1) != 0
-        || value[15] != '-'
-        || !xray_hex8(value + 7)
-        || !xray_hex8(value + 16)
-        || !xray_hex8(value + 24)
-        || !xray_hex8(value + 32))
+        || value[15] != '-')
     {
         return 0;
     }
 
     p = value + sizeof("Root=") - 1 + XRAY_TRACE_ID_LEN;
-    end = value + len;
-    parent = NULL;
-    sampled = XRAY_SAMPLED_NONE;
+    rest = len - (sizeof("Root=") - 1 + XRAY_TRACE_ID_LEN);
 
-    if (end - p >= (ptrdiff_t) (sizeof(";Parent=") - 1 + XRAY_ID_LEN)
+    /* the root's digits: 7..14 with 32..39, then 16..31 */
+    hex = xray_hex_lanes(value + 7, value + 32)
+          & xray_hex_lanes(value + 16, value + 24);
+
+    parent = NULL;
+
+    if (rest >= sizeof(";Parent=") - 1 + XRAY_ID_LEN
         && memcmp(p, ";Parent=", sizeof(";Parent=") - 1) == 0)
     {
-        p += sizeof(";Parent=") - 1;
+        parent = p + sizeof(";Parent=") - 1;
+        hex &= xray_hex_lanes(parent, parent + 8);
 
-        if (!xray_hex8(p) || !xray_hex8(p + 8)) {
-            return 0;
-        }
-
-        parent = p;
-        p += XRAY_ID_LEN;
+        p += sizeof(";Parent=") - 1 + XRAY_ID_LEN;
+        rest -= sizeof(";Parent=") - 1 + XRAY_ID_LEN;
     }
 
-    if (end - p == sizeof(";Sampled=0") - 1
+    if (!xray_all_lanes(hex)) {
+        return 0;
+    }
+
+    sampled = XRAY_SAMPLED_NONE;
+
+    if (rest == sizeof(";Sampled=0") - 1
         && memcmp(p, ";Sampled=", sizeof(";Sampled=") - 1) == 0)
     {
         switch (p[sizeof(";Sampled=") - 1]) {
@@ -389,10 +420,10 @@ xray_header_canonical(const unsigned char *value, size_t len,
             return 0;
         }
 
-        p = end;
+        rest = 0;
     }
 
-    if (p != end) {
+    if (rest != 0) {
         return 0;
     }
 
@@ -610,16 +641,14 @@ xray_header_format(unsigned char *buf, const unsigned char *root,
     const unsigned char *parent, xray_sampled_e sampled,
     const xray_trace_ctx_t *ctx)
 {
-    size_t              i;
-    unsigned char      *p;
-    const xray_span_t  *span;
+    unsigned char  *p;
 
     p = xray_copy(buf, "Root=", sizeof("Root=") - 1);
-    p = xray_copy(p, root, XRAY_TRACE_ID_LEN);
+    p = xray_copy_over(p, root, XRAY_TRACE_ID_LEN);
 
     if (parent != NULL) {
         p = xray_copy(p, ";Parent=", sizeof(";Parent=") - 1);
-        p = xray_copy(p, parent, XRAY_ID_LEN);
+        p = xray_copy_over(p, parent, XRAY_ID_LEN);
     }
 
     switch (sampled) {
@@ -636,9 +665,22 @@ xray_header_format(unsigned char *buf, const unsigned char *root,
         break;
     }
 
-    if (ctx == NULL) {
+    if (ctx == NULL || ctx->nkept == 0) {
         return p - buf;
     }
+
+    return xray_header_format_kept(buf, p, ctx);
+}
+
+
+/* the kept fields of ctx, from p on; out of line, with its stack frame */
+
+static XRAY_NOINLINE size_t
+xray_header_format_kept(unsigned char *buf, unsigned char *p,
+    const xray_trace_ctx_t *ctx)
+{
+    size_t              i;
+    const xray_span_t  *span;
 
     for (i = 0; i < ctx->nkept; i++) {
         span = &ctx->kept[i];
@@ -790,18 +832,42 @@ xray_lower4(const unsigned char *p)
 #define xray_in_range(x, lo, hi)                                             \
     (((x) + (0x80 - (lo)) * XRAY_ONES) & ~((x) + (0x7f - (hi)) * XRAY_ONES))
 
-/* 1 if the eight bytes at p are hex digits, either case */
+/*
+ * 16 bytes, the 8 at a and the 8 at b, as one vector: each lane all ones
+ * if its byte is a hex digit, either case, else zero.  A digit is less
+ * than 10 once '0' is taken away, a letter ORed with 0x20 less than 6 once
+ * 'a' is; every other byte wraps around to more.  Compilers make this a
+ * few SIMD instructions where the machine has them (SSE2, NEON), and word
+ * operations elsewhere.
+ */
+
+static inline xray_v16_t
+xray_hex_lanes(const unsigned char *a, const unsigned char *b)
+{
+    xray_v16_t     v, d, l;
+    unsigned char  buf[16];
+
+    memcpy(buf, a, 8);
+    memcpy(buf + 8, b, 8);
+    memcpy(&v, buf, sizeof(xray_v16_t));
+
+    d = v - (unsigned char) '0';
+    l = (v | 0x20) - (unsigned char) 'a';
+
+    return (xray_v16_t) ((d < 10) | (l < 6));
+}
+
+
+/* 1 if every lane of v is all ones */
 
 static inline int
-xray_hex8(const unsigned char *p)
+xray_all_lanes(xray_v16_t v)
 {
-    uint64_t  x, y;
+    uint64_t  w[2];
 
-    memcpy(&x, p, sizeof(uint64_t));
-    y = x | 0x20 * XRAY_ONES;
+    memcpy(w, &v, sizeof(xray_v16_t));
 
-    return ((x | ~(xray_in_range(x, '0', '9') | xray_in_range(y, 'a', 'f')))
-            & XRAY_HIGH) == 0;
+    return (w[0] & w[1]) == ~(uint64_t) 0;
 }
 
 
@@ -871,6 +937,19 @@ static unsigned char *
 xray_copy(unsigned char *dst, const void *src, size_t len)
 {
     memcpy(dst, src, len);
+
+    return dst + len;
+}
+
+
+/* the same, where src may already be dst (and then stays) */
+
+static unsigned char *
+xray_copy_over(unsigned char *dst, const void *src, size_t len)
+{
+    if (dst != src) {
+        memcpy(dst, src, len);
+    }
 
     return dst + len;
 }

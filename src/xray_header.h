@@ -100,6 +100,9 @@ int xray_trace_id_valid(const unsigned char *s, size_t len);
  * XRAY_HEADER_OUT_MAX).  parent may be NULL (no Parent
  * field); sampled NONE writes no Sampled field.  kept fields come from ctx
  * (ctx may be NULL for a trace this proxy originated).  Returns the length.
+ * root and parent may already be where they go (buf + XRAY_HEADER_ROOT_AT,
+ * buf + XRAY_HEADER_PARENT_AT), and are then left as they are; nothing
+ * read may otherwise lie in what is written.
  */
 size_t xray_header_format(unsigned char *buf, const unsigned char *root,
     const unsigned char *parent, xray_sampled_e sampled,

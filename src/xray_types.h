@@ -17,6 +17,14 @@
 #define XRAY_ID_LEN             16     /* segment / subsegment id */
 
 
+/* keeps a rarely taken path, and its stack frame, out of its caller */
+#if (defined __GNUC__)
+#define XRAY_NOINLINE  __attribute__((noinline))
+#else
+#define XRAY_NOINLINE
+#endif
+
+
 /* bytes the caller owns; data may be NULL when len is 0 */
 typedef struct {
     const unsigned char  *data;

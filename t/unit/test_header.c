@@ -690,8 +690,9 @@ test_strerror(void)
 static void
 test_format(void)
 {
-    size_t             i, len, worst;
+    size_t             i, len, aside_len, worst;
     unsigned char     *buf, *big;
+    unsigned char      aside[XRAY_HEADER_OUT_MAX];
     const char        *in;
     xray_trace_ctx_t   ctx;
 
@@ -724,6 +725,45 @@ test_format(void)
         is_mem(buf, len, with_parent[i], "format: ctx NULL, parent, "
                "sampled %d", (int) i);
     }
+
+    /*
+     * in place, as the proxy rewrites a client's header: a root and a
+     * parent already where they go stay, the rest is written (any case of
+     * the keys read): the same bytes as written aside
+     */
+
+    for (i = 0; i < 4; i++) {
+        in = "root=" R ";PARENT=" P ";sampled=1";
+
+        if (!is_int(xray_header_parse(U(in), strlen(in), &ctx),
+                    XRAY_HEADER_OK, "format in place: input %d parses",
+                    (int) i))
+        {
+            continue;
+        }
+
+        memcpy(buf, in, strlen(in));
+        memcpy(buf + XRAY_HEADER_PARENT_AT, P2, XRAY_ID_LEN);
+
+        len = xray_header_format(buf, buf + XRAY_HEADER_ROOT_AT,
+                                 buf + XRAY_HEADER_PARENT_AT,
+                                 (xray_sampled_e) i, &ctx);
+        aside_len = xray_header_format(aside, U(R), U(P2),
+                                       (xray_sampled_e) i, NULL);
+        ok(len == aside_len && memcmp(buf, aside, len) == 0,
+           "format in place: as written aside, sampled %d", (int) i);
+        ok(len >= XRAY_HEADER_PARENT_AT + XRAY_ID_LEN
+           && memcmp(buf, "Root=" R ";Parent=" P2,
+                     XRAY_HEADER_PARENT_AT + XRAY_ID_LEN) == 0,
+           "format in place: the root and the new parent, sampled %d",
+           (int) i);
+    }
+
+    memcpy(buf, "ROOT=" R, 5 + XRAY_TRACE_ID_LEN);
+    len = xray_header_format(buf, buf + XRAY_HEADER_ROOT_AT, NULL,
+                             XRAY_SAMPLED_YES, NULL);
+    is_mem(buf, len, "Root=" R ";Sampled=1",
+           "format in place: the root alone");
 
     /* the proxy's rewrite: new Parent and decision, kept fields follow */
 
@@ -1213,6 +1253,17 @@ test_canonical(void)
             for (k = 0; k < sizeof(subst); k++) {
                 memcpy(buf, forms[i], len);
                 buf[j] = subst[k];
+                bad += !same_parse(buf, len);
+                n++;
+            }
+        }
+
+        /* every byte changed to every value (the hex checks' edges) */
+
+        for (j = 0; j < len; j++) {
+            for (k = 0; k < 256; k++) {
+                memcpy(buf, forms[i], len);
+                buf[j] = (unsigned char) k;
                 bad += !same_parse(buf, len);
                 n++;
             }
