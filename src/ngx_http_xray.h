@@ -256,7 +256,7 @@ typedef struct {
 /* ngx_http_xray_context.c: the rewrite phase, the context, the RNG */
 ngx_int_t ngx_http_xray_context_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_xray_rng_init(ngx_cycle_t *cycle);
-ngx_http_xray_ctx_t *ngx_http_xray_get_ctx(ngx_http_request_t *r);
+ngx_http_xray_ctx_t *ngx_http_xray_find_ctx(ngx_http_request_t *r);
 ngx_http_xray_ctx_t *ngx_http_xray_decide_late(ngx_http_request_t *r);
 ngx_http_xray_sub_t *ngx_http_xray_get_sub(ngx_http_request_t *r);
 u_char *ngx_http_xray_segment_id(ngx_http_xray_ctx_t *ctx, u_char *buf);
@@ -353,5 +353,28 @@ ngx_http_xray_pool_alloc(void *data, size_t size)
 
 
 extern ngx_module_t  ngx_http_xray_module;
+
+
+/*
+ * The request's context (its main request's), or NULL: in the module's
+ * slot, or, after an internal redirect cleared that, found again by
+ * ngx_http_xray_find_ctx().  Inline: every phase asks for it.
+ */
+
+static ngx_inline ngx_http_xray_ctx_t *
+ngx_http_xray_get_ctx(ngx_http_request_t *r)
+{
+    ngx_http_xray_ctx_t  *ctx;
+
+    r = r->main;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_xray_module);
+
+    if (ctx == NULL && (r->internal || r->filter_finalize)) {
+        return ngx_http_xray_find_ctx(r);
+    }
+
+    return ctx;
+}
 
 #endif /* NGX_HTTP_XRAY_H */

@@ -61,6 +61,8 @@ static ngx_http_xray_key_t  ngx_http_xray_tracestate_key =
 
 xray_rng_t  ngx_http_xray_rng;
 
+static const ngx_http_xray_ctx_t  ngx_http_xray_ctx_zero;
+
 
 static ngx_int_t
 ngx_http_xray_handler(ngx_http_request_t *r)
@@ -97,14 +99,13 @@ ngx_http_xray_handler(ngx_http_request_t *r)
 
     xmcf = ngx_http_get_module_main_conf(r, ngx_http_xray_module);
 
-    /* zeroed inline: its size is known here, ngx_pcalloc() calls memset() */
-
     ctx = ngx_palloc(r->pool, sizeof(ngx_http_xray_ctx_t));
     if (ctx == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memzero(ctx, sizeof(ngx_http_xray_ctx_t));
+    /* zeroed by a few word copies: ngx_pcalloc() calls memset() */
+    *ctx = ngx_http_xray_ctx_zero;
 
     /*
      * found again through the pool after an internal redirect clears ctx:
@@ -307,33 +308,28 @@ decided:
 }
 
 
+/*
+ * ngx_http_xray_get_ctx() (ngx_http_xray.h) when the main request r has
+ * no context in its slot after an internal redirect or a filter's
+ * finalization: an internal redirect resets module contexts, but the pool
+ * cleanup registered with ours still points at it.
+ */
+
 ngx_http_xray_ctx_t *
-ngx_http_xray_get_ctx(ngx_http_request_t *r)
+ngx_http_xray_find_ctx(ngx_http_request_t *r)
 {
     ngx_pool_cleanup_t   *cln;
     ngx_http_xray_ctx_t  *ctx;
 
-    r = r->main;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_xray_module);
-
-    if (ctx == NULL && (r->internal || r->filter_finalize)) {
-
-        /*
-         * an internal redirect resets module contexts: the pool cleanup
-         * registered with ours still points at it
-         */
-
-        for (cln = r->pool->cleanup; cln; cln = cln->next) {
-            if (cln->handler == ngx_http_xray_cleanup) {
-                ctx = cln->data;
-                ngx_http_set_ctx(r, ctx, ngx_http_xray_module);
-                break;
-            }
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_xray_cleanup) {
+            ctx = cln->data;
+            ngx_http_set_ctx(r, ctx, ngx_http_xray_module);
+            return ctx;
         }
     }
 
-    return ctx;
+    return NULL;
 }
 
 
@@ -866,8 +862,9 @@ ngx_http_xray_decide(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
 
     (void) ngx_atomic_fetch_add(&stats->matched, 1);
 
-    if (ngx_http_xray_reservoir_take(&stats->reservoir, rule->fixed_target,
-                                     ngx_time()))
+    if (rule->fixed_target != 0
+        && ngx_http_xray_reservoir_take(&stats->reservoir,
+                                        rule->fixed_target, ngx_time()))
     {
         (void) ngx_atomic_fetch_add(&stats->by_reservoir, 1);
         sampled = 1;

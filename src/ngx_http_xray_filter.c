@@ -81,8 +81,12 @@ ngx_http_xray_header_filter(ngx_http_request_t *r)
         r->upstream->buffering = 0;
     }
 
-    /* nothing decided yet for a request refused before the rewrite phase */
-    ctx = ngx_http_xray_decide_late(r);
+    ctx = ngx_http_xray_get_ctx(r);
+
+    if (ctx == NULL) {
+        /* nothing decided yet: a request refused before the rewrite phase */
+        ctx = ngx_http_xray_decide_late(r);
+    }
 
     if (ctx == NULL || !ctx->traced) {
         return ngx_http_next_header_filter(r);
