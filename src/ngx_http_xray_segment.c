@@ -183,6 +183,11 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
         seg.name.len = name.len;
     }
 
+    /*
+     * every id is one this module made or checked as hex (the trace id and
+     * the client's parent when the trace header was parsed): no escaping
+     */
+    seg.ids_safe = 1;
     seg.id = ngx_http_xray_segment_id(ctx, segment_id);
     seg.trace_id = ngx_http_xray_trace_id(ctx);
     seg.parent_id = ctx->has_parent ? ctx->client_parent : NULL;

@@ -8,6 +8,13 @@
 
 #include "xray_json.h"
 
+#if (defined __SSE2__ && !defined XRAY_JSON_NO_SIMD)
+#define XRAY_JSON_SSE2  1
+#include <emmintrin.h>
+#else
+#define XRAY_JSON_SSE2  0
+#endif
+
 
 static int xray_json_grammar(const unsigned char *p, size_t len);
 
@@ -27,7 +34,7 @@ static const char  xray_hex[] = "0123456789abcdef";
 
 /* "00" to "99": two digits per division */
 
-static const char  xray_digits[] =
+const char  xray_digits[] =
     "0001020304050607080910111213141516171819"
     "2021222324252627282930313233343536373839"
     "4041424344454647484950515253545556575859"
@@ -84,6 +91,8 @@ xray_out_init(xray_out_t *o, unsigned char *buf, size_t size)
     o->sec = (uint64_t) -1;
     o->sec_len = 0;
     memset(o->sec_text, '0', XRAY_UINT_LEN);
+    o->times = 0;
+    o->ids_safe = 0;
 
     if (buf == NULL) {
         /* no arithmetic on a NULL buffer: it is simply full */
@@ -125,6 +134,25 @@ xray_out_full(xray_out_t *o)
 }
 
 
+/* x (below 10^8) in exactly eight digits at p */
+
+static inline void
+xray_fmt_8(unsigned char *p, uint32_t x)
+{
+    uint32_t  hi, lo, a, b;
+
+    hi = x / 10000;
+    lo = x - hi * 10000;
+    a = hi / 100;
+    b = lo / 100;
+
+    memcpy(p, &xray_digits[a * 2], 2);
+    memcpy(p + 2, &xray_digits[(hi - a * 100) * 2], 2);
+    memcpy(p + 4, &xray_digits[b * 2], 2);
+    memcpy(p + 6, &xray_digits[(lo - b * 100) * 2], 2);
+}
+
+
 /* v in decimal at p, which has XRAY_UINT_LEN bytes; returns the end */
 
 unsigned char *
@@ -132,7 +160,7 @@ xray_fmt_uint(unsigned char *p, uint64_t v)
 {
     size_t          n, d;
     uint32_t        w;
-    uint64_t        t;
+    uint64_t        hi;
     unsigned char  *end;
 
     /* statuses, small lengths, whole milliseconds: straight to the digits */
@@ -157,30 +185,27 @@ xray_fmt_uint(unsigned char *p, uint64_t v)
         return p + 3;
     }
 
-    /* the number of digits, four at a time */
+    /*
+     * above 10^8 (the seconds of every time): the digits above the last
+     * eight first, then those eight, with 32-bit divisions only
+     */
 
-    n = 1;
+    if (v >= 100000000) {
+        hi = v / 100000000;
+        p = xray_fmt_uint(p, hi);
+        xray_fmt_8(p, (uint32_t) (v - hi * 100000000));
 
-    for (t = v; t >= 10000; t /= 10000) {
-        n += 4;
+        return p + 8;
     }
 
-    n += (t >= 10) + (t >= 100) + (t >= 1000);
+    /* 1000 to 10^8 - 1: four to eight digits */
+
+    w = (uint32_t) v;
+    n = 4 + (w >= 10000) + (w >= 100000) + (w >= 1000000)
+        + (w >= 10000000);
 
     end = p + n;
     p = end;
-
-    while (v > 0xffffffff) {
-        d = (size_t) (v % 100) * 2;
-        v /= 100;
-        p -= 2;
-        p[0] = xray_digits[d];
-        p[1] = xray_digits[d + 1];
-    }
-
-    /* 32-bit divisions are cheaper, and most numbers fit */
-
-    w = (uint32_t) v;
 
     while (w >= 100) {
         d = (size_t) (w % 100) * 2;
@@ -219,19 +244,55 @@ xray_fmt_frac(unsigned char *p, uint64_t v, uint64_t unit, int digits)
 unsigned char *
 xray_fmt_time(xray_out_t *o, unsigned char *p, uint64_t us)
 {
-    uint64_t  sec;
+    size_t          slot;
+    uint32_t        f, a, b;
+    uint64_t        sec;
+    unsigned char  *q;
+
+    /* all of a text, a fixed size: p has room for the longest */
+
+    if (o->times > 0) {
+        if (us == o->time_us[0]) {
+            memcpy(p, o->time_text[0], XRAY_FRAC_LEN);
+            return p + o->time_len[0];
+        }
+
+        if (o->times > 1 && us == o->time_us[1]) {
+            memcpy(p, o->time_text[1], XRAY_FRAC_LEN);
+            return p + o->time_len[1];
+        }
+    }
 
     sec = us / 1000000;
+    f = (uint32_t) (us - sec * 1000000);
 
     if (sec != o->sec) {
         o->sec_len = xray_fmt_uint(o->sec_text, sec) - o->sec_text;
         o->sec = sec;
     }
 
-    /* all of sec_text, a fixed size: p has room for the longest */
     memcpy(p, o->sec_text, XRAY_UINT_LEN);
 
-    return xray_fmt_decimals(p + o->sec_len, (uint32_t) (us % 1000000), 6);
+    /* the six decimals, two at a time */
+
+    q = p + o->sec_len;
+    *q = '.';
+    a = f / 10000;
+    f -= a * 10000;
+    b = f / 100;
+    f -= b * 100;
+    memcpy(q + 1, &xray_digits[a * 2], 2);
+    memcpy(q + 3, &xray_digits[b * 2], 2);
+    memcpy(q + 5, &xray_digits[f * 2], 2);
+    q += 7;
+
+    slot = (o->times > 0);
+    o->times = slot + 1;
+    o->time_us[slot] = us;
+    o->time_len[slot] = q - p;
+    memcpy(o->time_text[slot], p, XRAY_FRAC_LEN);
+
+    return q;
 }
 
 
@@ -317,7 +378,7 @@ xray_json_word(uint64_t x)
 
 
 size_t
-xray_json_safe(const unsigned char *s, size_t len)
+xray_json_safe_portable(const unsigned char *s, size_t len)
 {
     size_t    i;
     uint64_t  x;
@@ -348,6 +409,105 @@ bytes:
 
     return i;
 }
+
+
+#if (XRAY_JSON_SSE2)
+
+/*
+ * With SSE2 (every x86-64), sixteen bytes at a time, and the first byte to
+ * escape found from the mask without going back over bytes: a byte below
+ * 0x20 or above 0x7f is one below 0x20 as a signed byte.  Strings shorter
+ * than sixteen bytes are read as two overlapping halves (8 to 15 bytes) or
+ * quarters (4 to 7), which together are the whole string; never a byte
+ * outside s.
+ */
+
+static inline unsigned
+xray_json_mask(__m128i x)
+{
+    __m128i  m;
+
+    m = _mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8(0x20)),
+                     _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
+                                  _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))));
+
+    return (unsigned) _mm_movemask_epi8(m);
+}
+
+
+size_t
+xray_json_safe(const unsigned char *s, size_t len)
+{
+    size_t    i;
+    uint32_t  a, b;
+    unsigned  m;
+    __m128i   x;
+
+    if (len >= 16) {
+        for (i = 0; len - i >= 16; i += 16) {
+            m = xray_json_mask(_mm_loadu_si128((const __m128i *) (s + i)));
+
+            if (m) {
+                return i + (size_t) __builtin_ctz(m);
+            }
+        }
+
+        if (i == len) {
+            return len;
+        }
+
+        /* the sixteen that end s: those before i are known good */
+
+        m = xray_json_mask(_mm_loadu_si128((const __m128i *) (s + len - 16)));
+
+        return m ? len - 16 + (size_t) __builtin_ctz(m) : len;
+    }
+
+    if (len >= 8) {
+        x = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *) s),
+                               _mm_loadl_epi64((const __m128i *)
+                                               (s + len - 8)));
+        m = xray_json_mask(x);
+
+        if (m == 0) {
+            return len;
+        }
+
+        return (m & 0xff) ? (size_t) __builtin_ctz(m)
+                          : len - 8 + (size_t) __builtin_ctz(m >> 8);
+    }
+
+    if (len >= 4) {
+        memcpy(&a, s, sizeof(uint32_t));
+        memcpy(&b, s + len - 4, sizeof(uint32_t));
+        x = _mm_unpacklo_epi32(_mm_cvtsi32_si128((int) a),
+                               _mm_cvtsi32_si128((int) b));
+        m = xray_json_mask(x) & 0xff;
+
+        if (m == 0) {
+            return len;
+        }
+
+        return (m & 0x0f) ? (size_t) __builtin_ctz(m)
+                          : len - 4 + (size_t) __builtin_ctz(m >> 4);
+    }
+
+    for (i = 0; i < len && (xray_char_class[s[i]] & XRAY_CH_JSON); i++) {
+        /* void */
+    }
+
+    return i;
+}
+
+#else
+
+size_t
+xray_json_safe(const unsigned char *s, size_t len)
+{
+    return xray_json_safe_portable(s, len);
+}
+
+#endif
 
 
 /* units: characters of this string already written */

@@ -45,10 +45,28 @@ typedef struct {
     uint64_t        sec;                /* (uint64_t) -1: none yet */
     size_t          sec_len;
     unsigned char   sec_text[XRAY_UINT_LEN];
+
+    /*
+     * Whole times written (xray_fmt_time()): a subsegment begins when its
+     * segment does, and its one attempt has its times.  Slot 0 keeps the
+     * document's first time, slot 1 the last other one.
+     */
+    uint64_t        time_us[2];
+    size_t          time_len[2];
+    size_t          times;              /* slots used */
+    unsigned char   time_text[2][XRAY_FRAC_LEN];
+
+    /*
+     * The caller vouches that the ids it gives are what it made or checked
+     * (hex, a trace id): they are copied without looking for bytes to escape
+     */
+    unsigned        ids_safe;
 } xray_out_t;
 
 
 extern const unsigned char  xray_char_class[256];
+/* "00" to "99": two digits at a time */
+extern const char           xray_digits[];
 
 
 #define xray_put_lit(o, s)  xray_put(o, s, sizeof(s) - 1)
@@ -79,7 +97,14 @@ unsigned char *xray_fmt_frac(unsigned char *p, uint64_t v, uint64_t unit,
  */
 unsigned char *xray_fmt_time(xray_out_t *o, unsigned char *p, uint64_t us);
 
+/*
+ * The length of the prefix of s that needs no escaping: bytes 0x20 to 0x7f
+ * but '"' and '\\'.  xray_json_safe() is the fast one (SSE2 where there is
+ * SSE2), xray_json_safe_portable() the plain C one it stands for elsewhere;
+ * both always give the same answer.
+ */
 size_t xray_json_safe(const unsigned char *s, size_t len);
+size_t xray_json_safe_portable(const unsigned char *s, size_t len);
 void xray_put_escaped(xray_out_t *o, const unsigned char *s, size_t len,
     size_t max, size_t units);
 void xray_put_span(xray_out_t *o, const char *key, size_t key_len,
@@ -157,6 +182,30 @@ xray_commit(xray_out_t *o, unsigned char *tmp, unsigned char *start,
     }
 
     o->pos = p;
+}
+
+
+/* milliseconds as seconds with three decimals, at p (XRAY_FRAC_LEN bytes) */
+
+static inline unsigned char *
+xray_fmt_ms(unsigned char *p, uint64_t ms)
+{
+    uint32_t  a, w;
+
+    if (ms >= 1000) {
+        return xray_fmt_frac(p, ms, 1000, 3);
+    }
+
+    /* "0." and three digits: most calls take less than a second */
+
+    w = (uint32_t) ms;
+    a = w / 100;
+    p[0] = '0';
+    p[1] = '.';
+    p[2] = (unsigned char) ('0' + a);
+    memcpy(p + 3, &xray_digits[(w - a * 100) * 2], 2);
+
+    return p + 5;
 }
 
 

@@ -56,12 +56,42 @@ static void xray_put_metadata(xray_out_t *o, const xray_metadata_t *m,
     size_t n);
 static void xray_put_aws(xray_out_t *o, const xray_segment_t *seg);
 static void xray_put_attempt(xray_out_t *o, const xray_attempt_t *a);
+static void xray_put_id_escaped(xray_out_t *o, const char *key,
+    size_t key_len, const unsigned char *id, size_t len);
 static void xray_put_sub_body(xray_out_t *o, const xray_subsegment_t *sub);
 static void xray_put_subsegment(xray_out_t *o,
     const xray_subsegment_t *sub);
 static int xray_name_char(uint32_t cp);
 static int xray_boolean(const xray_span_t *v);
 static int xray_span_eq(const xray_span_t *v, const char *s, size_t len);
+
+
+/*
+ * key (a literal: the text before the value, its opening '"' included), an
+ * id of len bytes and its closing '"': copied when the caller vouched for
+ * its ids, else escaped
+ */
+
+#define xray_put_id(o, key, id, len)                                          \
+    xray_put_id_(o, key, sizeof(key) - 1, id, len)
+
+static inline void
+xray_put_id_(xray_out_t *o, const char *key, size_t key_len,
+    const unsigned char *id, size_t len)
+{
+    unsigned char  *p;
+
+    if (o->ids_safe && key_len + len + 1 <= (size_t) (o->end - o->pos)) {
+        p = o->pos;
+        memcpy(p, key, key_len);
+        memcpy(p + key_len, id, len);
+        p[key_len + len] = '"';
+        o->pos = p + key_len + len + 1;
+        return;
+    }
+
+    xray_put_id_escaped(o, key, key_len, id, len);
+}
 
 
 /*
@@ -223,17 +253,16 @@ xray_segment_write(unsigned char *buf, size_t size,
     xray_out_t  o;
 
     xray_out_init(&o, buf, size);
+    o.ids_safe = seg->ids_safe;
 
     xray_put_lit(&o, "{\"name\":\"");
     xray_put_name(&o, &seg->name, &seg->fallback_name, XRAY_DEFAULT_NAME,
                   sizeof(XRAY_DEFAULT_NAME) - 1);
-    xray_put_str(&o, "\",\"id\":\"", seg->id, XRAY_ID_LEN, XRAY_ID_LEN);
-    xray_put_str(&o, ",\"trace_id\":\"", seg->trace_id, XRAY_TRACE_ID_LEN,
-                 XRAY_TRACE_ID_LEN);
+    xray_put_id(&o, "\",\"id\":\"", seg->id, XRAY_ID_LEN);
+    xray_put_id(&o, ",\"trace_id\":\"", seg->trace_id, XRAY_TRACE_ID_LEN);
 
     if (seg->parent_id != NULL) {
-        xray_put_str(&o, ",\"parent_id\":\"", seg->parent_id, XRAY_ID_LEN,
-                     XRAY_ID_LEN);
+        xray_put_id(&o, ",\"parent_id\":\"", seg->parent_id, XRAY_ID_LEN);
     }
 
     xray_put_times(&o, seg->start, seg->end, seg->in_progress);
@@ -551,8 +580,8 @@ xray_put_cause(xray_out_t *o, const xray_cause_t *cause)
         return;
     }
 
-    xray_put_str(o, ",\"cause\":{\"exceptions\":[{\"id\":\"", cause->id,
-                 XRAY_ID_LEN, XRAY_ID_LEN);
+    xray_put_id(o, ",\"cause\":{\"exceptions\":[{\"id\":\"", cause->id,
+                XRAY_ID_LEN);
     xray_put_span(o, ",\"type\":\"", sizeof(",\"type\":\"") - 1,
                   &cause->type, XRAY_STRING_MAX);
     xray_put_span(o, ",\"message\":\"", sizeof(",\"message\":\"") - 1,
@@ -694,7 +723,7 @@ xray_put_attempt(xray_out_t *o, const xray_attempt_t *a)
     xray_put_lit(o, "{\"name\":\"");
     xray_put_name(o, &a->peer, NULL, XRAY_DEFAULT_SUB_NAME,
                   sizeof(XRAY_DEFAULT_SUB_NAME) - 1);
-    xray_put_str(o, "\",\"id\":\"", a->id, XRAY_ID_LEN, XRAY_ID_LEN);
+    xray_put_id(o, "\",\"id\":\"", a->id, XRAY_ID_LEN);
     xray_put_times(o, a->start, a->end, 0);
     xray_put_lit(o, ",\"namespace\":\"remote\"");
 
@@ -723,17 +752,17 @@ xray_put_attempt(xray_out_t *o, const xray_attempt_t *a)
 
         if (a->connect_time >= 0) {
             xray_cpy_lit(p, ",\"connect_time\":");
-            p = xray_fmt_frac(p, (uint64_t) a->connect_time, 1000, 3);
+            p = xray_fmt_ms(p, (uint64_t) a->connect_time);
         }
 
         if (a->header_time >= 0) {
             xray_cpy_lit(p, ",\"header_time\":");
-            p = xray_fmt_frac(p, (uint64_t) a->header_time, 1000, 3);
+            p = xray_fmt_ms(p, (uint64_t) a->header_time);
         }
 
         if (a->response_time >= 0) {
             xray_cpy_lit(p, ",\"response_time\":");
-            p = xray_fmt_frac(p, (uint64_t) a->response_time, 1000, 3);
+            p = xray_fmt_ms(p, (uint64_t) a->response_time);
         }
 
         /* the ',' before the first time opens the object instead */
@@ -783,9 +812,17 @@ xray_put_subsegment(xray_out_t *o, const xray_subsegment_t *sub)
     xray_put_lit(o, "{\"name\":\"");
     xray_put_name(o, &sub->name, NULL, XRAY_DEFAULT_SUB_NAME,
                   sizeof(XRAY_DEFAULT_SUB_NAME) - 1);
-    xray_put_str(o, "\",\"id\":\"", sub->id, XRAY_ID_LEN, XRAY_ID_LEN);
+    xray_put_id(o, "\",\"id\":\"", sub->id, XRAY_ID_LEN);
     xray_put_sub_body(o, sub);
     xray_put_byte(o, '}');
+}
+
+
+static void
+xray_put_id_escaped(xray_out_t *o, const char *key, size_t key_len,
+    const unsigned char *id, size_t len)
+{
+    xray_put_string(o, key, key_len, id, len, len);
 }
 
 

@@ -161,6 +161,14 @@ typedef struct {
     /* the calls it made: its upstream call, its subrequests', in order */
     const xray_subsegment_t *subsegments;
     size_t                   nsubsegments;
+
+    /*
+     * Set only by a caller that made or checked every id it gives (of the
+     * segment, its subsegments, attempts and causes: lowercase or uppercase
+     * hex, the trace id 1-<hex>-<hex>): they are then copied as they are;
+     * by default they are escaped like any string.
+     */
+    unsigned                 ids_safe:1;
 } xray_segment_t;
 
 
@@ -172,8 +180,9 @@ typedef struct {
  * 0 the buffer does not start with a document.
  *
  * The id, trace_id (and every id of the subsegments and their attempts) must
- * point to that many bytes; they are escaped, not checked.  A buffer of
- * XRAY_DOC_MAX bytes after XRAY_DAEMON_HEADER makes one datagram.
+ * point to that many bytes; they are escaped (unless ids_safe), not checked.
+ * A buffer of XRAY_DOC_MAX bytes after XRAY_DAEMON_HEADER makes one
+ * datagram.
  */
 size_t xray_segment_write(unsigned char *buf, size_t size,
     const xray_segment_t *seg, int with_subsegments);

@@ -570,7 +570,7 @@ is_segment(const xray_segment_t *seg, int with_subsegments, const char *want,
 static void
 test_documents(void)
 {
-    static unsigned char  buf[8192];
+    static unsigned char  buf[8192], safe[8192];
     size_t                n;
     xray_segment_t        seg;
     xray_subsegment_t     sub, subs[2];
@@ -589,6 +589,15 @@ test_documents(void)
                "full");
 
     is_segment(&seg, 0, FULL "}", "full_without_subsegments");
+
+    /* hex ids the caller vouches for: the very bytes of the escaped ones */
+    full(&seg, &sub, at, ann, md, &c);
+    seg.parent_id = U(P);
+    n = xray_segment_write(buf, sizeof(buf), &seg, 1);
+    seg.ids_safe = 1;
+    ok(n > 0 && xray_segment_write(safe, sizeof(safe), &seg, 1) == n
+       && memcmp(buf, safe, n) == 0, "ids_safe: the same document");
+    dump("ids_safe", safe, n);
 
     minimal(&seg);
     seg.parent_id = U(P);
@@ -758,6 +767,162 @@ test_fields(void)
                "\"id\":\"\\\"\\\\\\u00013456789abcdef\","
                "\"trace_id\":\"" R "\"" TIMES AWS "}",
                "bad id escaped");
+}
+
+
+/*
+ * Numbers: xray_fmt_uint() against printf at the edges of each of its
+ * paths, and attempt times in milliseconds around one second
+ */
+
+static void
+test_numbers(void)
+{
+    char                   want[64];
+    size_t                 i, bad, n, len;
+    uint64_t               v;
+    unsigned char          out[XRAY_FRAC_LEN + 1], doc[1024];
+    unsigned char         *end;
+    xray_cause_t           c;
+    xray_attempt_t         at[2];
+    xray_subsegment_t      sub;
+
+    static const uint64_t  edges[] = {
+        0, 1, 9, 10, 99, 100, 999, 1000, 9999, 10000, 99999, 100000,
+        999999, 1000000, 9999999, 10000000, 99999999, 100000000,
+        100000001, 999999999, 1000000000, 1796064243, 4294967295ULL,
+        4294967296ULL, 9999999999ULL, 10000000000ULL, 9999999999999999ULL,
+        10000000000000000ULL, 10000000000000001ULL, 99999999999999999ULL,
+        9223372036854775807ULL, 18446744073709551615ULL
+    };
+
+    bad = 0;
+
+    for (i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
+        for (v = edges[i] ? edges[i] - 1 : 0; v <= edges[i] + 1; v++) {
+            len = (size_t) snprintf(want, sizeof(want), "%llu",
+                                    (unsigned long long) v);
+            end = xray_fmt_uint(out, v);
+
+            if ((size_t) (end - out) != len || memcmp(out, want, len) != 0) {
+                bad++;
+            }
+
+            len = (size_t) snprintf(want, sizeof(want), "%llu.%03llu",
+                                    (unsigned long long) (v / 1000),
+                                    (unsigned long long) (v % 1000));
+            end = xray_fmt_ms(out, v);
+
+            if ((size_t) (end - out) != len || memcmp(out, want, len) != 0) {
+                bad++;
+            }
+
+            if (v == UINT64_MAX) {
+                break;
+            }
+        }
+    }
+
+    is_int(bad, 0, "numbers: integers and milliseconds at every edge");
+
+    two_attempts(&sub, at, &c);
+    at[1].connect_time = 999;
+    at[1].header_time = 1000;
+    at[1].response_time = INT64_MAX;
+    n = xray_subsegment_write(doc, sizeof(doc), &sub, U(R), U(ID));
+    ok(has(doc, n, "\"connect_time\":0.999,\"header_time\":1.000,"
+                   "\"response_time\":9223372036854775.807}"),
+       "numbers: milliseconds around a second, and the largest");
+}
+
+
+/*
+ * xray_json_safe() (SSE2 on x86-64) and xray_json_safe_portable() against
+ * a byte at a time: every byte value at every position of strings of 0 to
+ * 40 bytes (around the 4, 8 and 16 byte reads), each in a heap block of
+ * exactly its size, so that ASan sees any read past it.
+ */
+
+static size_t
+json_safe_ref(const unsigned char *s, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] < 0x20 || s[i] > 0x7f || s[i] == '"' || s[i] == '\\') {
+            break;
+        }
+    }
+
+    return i;
+}
+
+
+static void
+test_json_safe(void)
+{
+    size_t          len, at, bad, want, fast, portable, i;
+    unsigned        c;
+    unsigned char  *s;
+
+    bad = 0;
+
+    for (len = 0; len <= 40; len++) {
+        s = malloc(len ? len : 1);
+        if (s == NULL) {
+            abort();
+        }
+
+        memset(s, 'a', len);
+        want = json_safe_ref(s, len);
+        bad += xray_json_safe(s, len) != want
+               || xray_json_safe_portable(s, len) != want;
+
+        for (at = 0; at < len; at++) {
+            for (c = 0; c < 256; c++) {
+                s[at] = (unsigned char) c;
+                want = json_safe_ref(s, len);
+                fast = xray_json_safe(s, len);
+                portable = xray_json_safe_portable(s, len);
+
+                if (fast != want || portable != want) {
+                    if (bad++ < 5) {
+                        fprintf(stderr, "# json_safe: len %zu, 0x%02x at "
+                                "%zu: %zu %zu, want %zu\n", len, c, at,
+                                fast, portable, want);
+                    }
+                }
+
+                /* a second byte to escape after it: the first still wins */
+                for (i = at + 1; i < len; i += 7) {
+                    s[i] = '"';
+                    bad += xray_json_safe(s, len) != json_safe_ref(s, len)
+                           || xray_json_safe_portable(s, len)
+                              != json_safe_ref(s, len);
+                    s[i] = 'a';
+                }
+            }
+
+            s[at] = 'a';
+        }
+
+        free(s);
+    }
+
+    is_int(bad, 0, "json_safe: every byte at every position, lengths 0-40");
+
+    /* the bytes that need escaping, and their neighbours that do not */
+    is_int(xray_json_safe(U("abcdefghijklmnop\x1f"), 17), 16,
+           "json_safe: 0x1f after sixteen");
+    is_int(xray_json_safe(U("abcdefghijklmnop "), 17), 17,
+           "json_safe: 0x20 after sixteen");
+    is_int(xray_json_safe(U("abcdefghijklmnop\x7f"), 17), 17,
+           "json_safe: 0x7f after sixteen");
+    is_int(xray_json_safe(U("abcdefghijklmnop\x80"), 17), 16,
+           "json_safe: 0x80 after sixteen");
+    is_int(xray_json_safe(U("abcdefg\\"), 8), 7, "json_safe: '\\' eighth");
+    is_int(xray_json_safe(U("abc\""), 4), 3, "json_safe: '\"' fourth");
+    is_int(xray_json_safe(U("\xff"), 1), 0, "json_safe: 0xff alone");
 }
 
 
@@ -1389,6 +1554,15 @@ test_sizes(void)
     full(&seg, &sub, at, ann, md, &c);
     is_all_sizes(&seg, NULL, "full segment");
 
+    /* ids copied as they are: the same document, the same edges */
+    full(&seg, &sub, at, ann, md, &c);
+    seg.parent_id = U(P);
+    seg.ids_safe = 1;
+    is_all_sizes(&seg, NULL, "full segment, ids_safe");
+    minimal(&seg);
+    seg.ids_safe = 1;
+    is_all_sizes(&seg, NULL, "minimal segment, ids_safe");
+
     two_attempts(&sub, at, &c);
     is_all_sizes(NULL, &sub, "independent subsegment");
 
@@ -1460,6 +1634,8 @@ main(void)
 
     test_documents();
     test_fields();
+    test_json_safe();
+    test_numbers();
     test_escape();
     test_truncation();
     test_names();
