@@ -306,7 +306,7 @@ ngx_table_elt_t *ngx_http_xray_header_find(ngx_list_t *list,
     ngx_str_t *name, ngx_http_xray_cursor_t *cur);
 ngx_table_elt_t *ngx_http_xray_header_find_in(ngx_list_t *list,
     ngx_http_xray_key_t *key, ngx_http_xray_cursor_t *cur);
-ngx_table_elt_t *ngx_http_xray_header_first(ngx_list_t *list,
+ngx_table_elt_t *ngx_http_xray_header_count(ngx_list_t *list,
     ngx_http_xray_key_t *key, ngx_uint_t *n, ngx_uint_t *differ);
 void ngx_http_xray_key_init(ngx_http_xray_key_t *key);
 ngx_table_elt_t *ngx_http_xray_header_add(ngx_http_request_t *r,
@@ -315,6 +315,70 @@ ngx_int_t ngx_http_xray_header_remove(ngx_http_request_t *r,
     ngx_list_t *list, ngx_str_t *name, ngx_table_elt_t **keep);
 ngx_uint_t ngx_http_xray_header_underscored(ngx_list_t *list,
     ngx_str_t *name);
+
+/*
+ * The first request header named as key says, found as
+ * ngx_http_xray_header_find_in() finds it, or NULL, in one walk of the
+ * whole list: *n is how many there are, *differ whether any of the others
+ * has another value than the first's.  The usual case, a name 8 to 16
+ * bytes long found once or not at all, is walked inline here, comparing
+ * the hash, the length and two words of the name; a repeated one, or
+ * another name, by ngx_http_xray_header_count().
+ */
+
+static ngx_inline ngx_table_elt_t *
+ngx_http_xray_header_first(ngx_list_t *list, ngx_http_xray_key_t *key,
+    ngx_uint_t *n, ngx_uint_t *differ)
+{
+    size_t            len;
+    uint64_t          k0, k1, w0, w1;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *first;
+
+    len = key->lowcase.len;
+
+    if (len < sizeof(uint64_t) || len > 2 * sizeof(uint64_t)) {
+        return ngx_http_xray_header_count(list, key, n, differ);
+    }
+
+    ngx_memcpy(&k0, key->lowcase.data, sizeof(uint64_t));
+    ngx_memcpy(&k1, key->lowcase.data + len - sizeof(uint64_t),
+               sizeof(uint64_t));
+
+    first = NULL;
+
+    for (part = &list->part; part; part = part->next) {
+        h = part->elts;
+
+        for (i = 0; i < part->nelts; i++) {
+
+            if (h[i].hash != key->hash || h[i].key.len != len) {
+                continue;
+            }
+
+            ngx_memcpy(&w0, h[i].lowcase_key, sizeof(uint64_t));
+            ngx_memcpy(&w1, h[i].lowcase_key + len - sizeof(uint64_t),
+                       sizeof(uint64_t));
+
+            if (((w0 ^ k0) | (w1 ^ k1)) != 0) {
+                continue;
+            }
+
+            if (first != NULL) {
+                return ngx_http_xray_header_count(list, key, n, differ);
+            }
+
+            first = &h[i];
+        }
+    }
+
+    *n = (first != NULL);
+    *differ = 0;
+
+    return first;
+}
+
 
 /* ngx_http_xray_status.c */
 ngx_int_t ngx_http_xray_status_handler(ngx_http_request_t *r);

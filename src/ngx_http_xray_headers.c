@@ -1,6 +1,7 @@
 /*
  * Finding, adding and removing a header in a request's or a response's
- * header list: the one place that walks nginx's lists, knows that a removed
+ * header list: the one place that walks nginx's lists (with the inline
+ * ngx_http_xray_header_first() of ngx_http_xray.h), knows that a removed
  * response header has hash 0, that a request header list may never have
  * been made (HTTP/0.9), and which nginx versions chain same-named headers.
  */
@@ -8,8 +9,6 @@
 #include "ngx_http_xray.h"
 
 
-static ngx_table_elt_t *ngx_http_xray_header_count(ngx_list_t *list,
-    ngx_http_xray_key_t *key, ngx_uint_t *n, ngx_uint_t *differ);
 static ngx_uint_t ngx_http_xray_name_like(ngx_str_t *key, ngx_str_t *name);
 
 
@@ -137,71 +136,13 @@ ngx_http_xray_header_find_in(ngx_list_t *list, ngx_http_xray_key_t *key,
 
 
 /*
- * The first request header named as key says, found as
- * ngx_http_xray_header_find_in() finds it, or NULL, in one walk of the
- * whole list: *n is how many there are, *differ whether any of the others
- * has another value than the first's.  The usual case, a name 8 to 16
- * bytes long found once or not at all, is walked with no call (and so no
- * stack frame); a repeated one, by ngx_http_xray_header_count().
+ * The first request header named as key says, or NULL, and *n how many
+ * there are, *differ whether any of the others has another value than the
+ * first's: for any name.  ngx_http_xray_header_first() (ngx_http_xray.h)
+ * walks the list itself for the usual case.
  */
 
 ngx_table_elt_t *
-ngx_http_xray_header_first(ngx_list_t *list, ngx_http_xray_key_t *key,
-    ngx_uint_t *n, ngx_uint_t *differ)
-{
-    size_t            len;
-    uint64_t          k0, k1, w0, w1;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h, *first;
-
-    len = key->lowcase.len;
-
-    if (len < sizeof(uint64_t) || len > 2 * sizeof(uint64_t)) {
-        return ngx_http_xray_header_count(list, key, n, differ);
-    }
-
-    ngx_memcpy(&k0, key->lowcase.data, sizeof(uint64_t));
-    ngx_memcpy(&k1, key->lowcase.data + len - sizeof(uint64_t),
-               sizeof(uint64_t));
-
-    first = NULL;
-
-    for (part = &list->part; part; part = part->next) {
-        h = part->elts;
-
-        for (i = 0; i < part->nelts; i++) {
-
-            if (h[i].hash != key->hash || h[i].key.len != len) {
-                continue;
-            }
-
-            ngx_memcpy(&w0, h[i].lowcase_key, sizeof(uint64_t));
-            ngx_memcpy(&w1, h[i].lowcase_key + len - sizeof(uint64_t),
-                       sizeof(uint64_t));
-
-            if (((w0 ^ k0) | (w1 ^ k1)) != 0) {
-                continue;
-            }
-
-            if (first != NULL) {
-                return ngx_http_xray_header_count(list, key, n, differ);
-            }
-
-            first = &h[i];
-        }
-    }
-
-    *n = (first != NULL);
-    *differ = 0;
-
-    return first;
-}
-
-
-/* the same, for any name, counting and comparing every one */
-
-static ngx_table_elt_t *
 ngx_http_xray_header_count(ngx_list_t *list, ngx_http_xray_key_t *key,
     ngx_uint_t *n, ngx_uint_t *differ)
 {
