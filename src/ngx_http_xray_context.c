@@ -38,10 +38,12 @@ static ngx_int_t ngx_http_xray_remove(ngx_http_request_t *r,
 static void ngx_http_xray_conflict(ngx_http_request_t *r,
     ngx_http_xray_client_t *cl, ngx_uint_t w3c);
 static void ngx_http_xray_decide(ngx_http_request_t *r,
-    ngx_http_xray_ctx_t *ctx, xray_sampled_e client);
+    ngx_http_xray_main_conf_t *xmcf, ngx_http_xray_ctx_t *ctx,
+    xray_sampled_e client);
 static ngx_int_t ngx_http_xray_forward(ngx_http_request_t *r,
-    ngx_http_xray_ctx_t *ctx, const u_char *root, xray_trace_ctx_t *tc,
-    ngx_table_elt_t *h, xray_tracestate_t *ts);
+    ngx_http_xray_loc_conf_t *xlcf, ngx_http_xray_ctx_t *ctx,
+    const u_char *root, xray_trace_ctx_t *tc, ngx_table_elt_t *h,
+    xray_tracestate_t *ts);
 static ngx_uint_t ngx_http_xray_rewritable(ngx_http_request_t *r,
     ngx_str_t *value);
 
@@ -278,7 +280,7 @@ ngx_http_xray_handler(ngx_http_request_t *r)
         }
     }
 
-    ngx_http_xray_decide(r, ctx, client);
+    ngx_http_xray_decide(r, xmcf, ctx, client);
 
 decided:
 
@@ -290,7 +292,7 @@ decided:
         ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_REQUESTED);
     }
 
-    if (ngx_http_xray_forward(r, ctx, root, kept, cl.xray_h, state)
+    if (ngx_http_xray_forward(r, xlcf, ctx, root, kept, cl.xray_h, state)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -827,15 +829,12 @@ ngx_http_xray_conflict(ngx_http_request_t *r, ngx_http_xray_client_t *cl,
 
 
 static void
-ngx_http_xray_decide(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
-    xray_sampled_e client)
+ngx_http_xray_decide(ngx_http_request_t *r, ngx_http_xray_main_conf_t *xmcf,
+    ngx_http_xray_ctx_t *ctx, xray_sampled_e client)
 {
     ngx_uint_t                   sampled;
     const xray_rule_t           *rule;
     ngx_http_xray_rule_stats_t  *stats;
-    ngx_http_xray_main_conf_t   *xmcf;
-
-    xmcf = ngx_http_get_module_main_conf(r, ngx_http_xray_module);
 
     /* xray_sampling centralized: the service's rules, once they are live */
 
@@ -906,18 +905,15 @@ decided:
  */
 
 static ngx_int_t
-ngx_http_xray_forward(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
-    const u_char *root, xray_trace_ctx_t *tc, ngx_table_elt_t *h,
-    xray_tracestate_t *ts)
+ngx_http_xray_forward(ngx_http_request_t *r, ngx_http_xray_loc_conf_t *xlcf,
+    ngx_http_xray_ctx_t *ctx, const u_char *root, xray_trace_ctx_t *tc,
+    ngx_table_elt_t *h, xray_tracestate_t *ts)
 {
-    u_char                     *p, *end;
-    u_char                      buf[XRAY_HEADER_OUT_MAX];
-    size_t                      len;
-    ngx_str_t                   value;
-    xray_sampled_e              sampled;
-    ngx_http_xray_loc_conf_t   *xlcf;
-
-    xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xray_module);
+    u_char          *p, *end;
+    u_char           buf[XRAY_HEADER_OUT_MAX];
+    size_t           len;
+    ngx_str_t        value;
+    xray_sampled_e   sampled;
 
     len = XRAY_HEADER_FORMAT_LEN(tc);
     sampled = ctx->sampled ? XRAY_SAMPLED_YES : XRAY_SAMPLED_NO;

@@ -12,6 +12,8 @@
 
 
 static ngx_int_t ngx_http_xray_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_xray_answer(ngx_http_request_t *r,
+    ngx_http_xray_ctx_t *ctx);
 static ngx_int_t ngx_http_xray_cors(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_xray_list_has(u_char *p, u_char *last,
     ngx_str_t *token);
@@ -40,18 +42,10 @@ static ngx_str_t  ngx_http_xray_cors_w3c[] = {
 };
 
 
-/*
- * A client that sent Sampled=? asked this proxy to decide: the decision goes
- * back in the response header, as X-Ray services answer it.
- */
-
 static ngx_int_t
 ngx_http_xray_header_filter(ngx_http_request_t *r)
 {
-    u_char                    *p;
-    ngx_str_t                  value;
     ngx_uint_t                 stream;
-    ngx_table_elt_t           *found;
     ngx_http_xray_ctx_t       *ctx;
     ngx_http_xray_loc_conf_t  *xlcf;
 
@@ -102,6 +96,24 @@ ngx_http_xray_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
+    return ngx_http_xray_answer(r, ctx);
+}
+
+
+/*
+ * A client that sent Sampled=? asked this proxy to decide: the decision goes
+ * back in the response header, as X-Ray services answer it.  Out of line,
+ * as the CORS merge is: most requests pass the filter with neither, and
+ * with no stack frame to speak of.
+ */
+
+static XRAY_NOINLINE ngx_int_t
+ngx_http_xray_answer(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx)
+{
+    u_char           *p;
+    ngx_str_t         value;
+    ngx_table_elt_t  *found;
+
     p = ngx_pnalloc(r->pool, XRAY_HEADER_FORMAT_LEN((xray_trace_ctx_t *) 0));
     if (p == NULL) {
         return NGX_ERROR;
@@ -149,7 +161,7 @@ ngx_http_xray_header_filter(ngx_http_request_t *r)
  * never touched: who may call stays exactly as configured.
  */
 
-static ngx_int_t
+static XRAY_NOINLINE ngx_int_t
 ngx_http_xray_cors(ngx_http_request_t *r)
 {
     u_char                    *p, *q, *last, *end;
