@@ -44,6 +44,10 @@ const char  xray_digits[] =
 
 static unsigned char *xray_fmt_decimals(unsigned char *p, uint32_t f,
     int digits);
+static XRAY_NOINLINE unsigned char *xray_fmt_time_new(xray_out_t *o,
+    unsigned char *p, uint64_t us);
+static XRAY_NOINLINE unsigned char *xray_fmt_uint_big(unsigned char *p,
+    uint64_t v);
 
 
 /*
@@ -158,10 +162,7 @@ xray_fmt_8(unsigned char *p, uint32_t x)
 unsigned char *
 xray_fmt_uint(unsigned char *p, uint64_t v)
 {
-    size_t          n, d;
-    uint32_t        w;
-    uint64_t        hi;
-    unsigned char  *end;
+    uint32_t  w, d;
 
     /* statuses, small lengths, whole milliseconds: straight to the digits */
 
@@ -184,6 +185,21 @@ xray_fmt_uint(unsigned char *p, uint64_t v)
 
         return p + 3;
     }
+
+    /* apart: the common case above saves no registers */
+    return xray_fmt_uint_big(p, v);
+}
+
+
+/* xray_fmt_uint() from 1000 up */
+
+static XRAY_NOINLINE unsigned char *
+xray_fmt_uint_big(unsigned char *p, uint64_t v)
+{
+    size_t          n, d;
+    uint32_t        w;
+    uint64_t        hi;
+    unsigned char  *end;
 
     /*
      * above 10^8 (the seconds of every time): the digits above the last
@@ -244,11 +260,6 @@ xray_fmt_frac(unsigned char *p, uint64_t v, uint64_t unit, int digits)
 unsigned char *
 xray_fmt_time(xray_out_t *o, unsigned char *p, uint64_t us)
 {
-    size_t          slot;
-    uint32_t        f, a, b;
-    uint64_t        sec;
-    unsigned char  *q;
-
     /* all of a text, a fixed size: p has room for the longest */
 
     if (o->times > 0) {
@@ -262,6 +273,19 @@ xray_fmt_time(xray_out_t *o, unsigned char *p, uint64_t us)
             return p + o->time_len[1];
         }
     }
+
+    /* apart: the common case above saves no registers */
+    return xray_fmt_time_new(o, p, us);
+}
+
+
+static XRAY_NOINLINE unsigned char *
+xray_fmt_time_new(xray_out_t *o, unsigned char *p, uint64_t us)
+{
+    size_t          slot;
+    uint32_t        f, a, b;
+    uint64_t        sec;
+    unsigned char  *q;
 
     sec = us / 1000000;
     f = (uint32_t) (us - sec * 1000000);
@@ -569,18 +593,6 @@ xray_put_escaped(xray_out_t *o, const unsigned char *s, size_t len,
 
         s += n;
         len -= n;
-    }
-}
-
-
-/* an empty span is omitted */
-
-void
-xray_put_span(xray_out_t *o, const char *key, size_t key_len,
-    const xray_span_t *s, size_t max)
-{
-    if (s->len > 0) {
-        xray_put_string(o, key, key_len, s->data, s->len, max);
     }
 }
 

@@ -28,6 +28,13 @@
 #define XRAY_UINT_LEN           20
 #define XRAY_FRAC_LEN           (XRAY_UINT_LEN + 7)
 
+/* a rare path kept out of a hot function, which then saves no registers */
+#if (defined __GNUC__)
+#define XRAY_NOINLINE           __attribute__((noinline))
+#else
+#define XRAY_NOINLINE
+#endif
+
 /* xray_char_class[] bits; xray_segment.c adds its own */
 #define XRAY_CH_JSON            0x01   /* copied into a JSON string as is */
 
@@ -107,8 +114,6 @@ size_t xray_json_safe(const unsigned char *s, size_t len);
 size_t xray_json_safe_portable(const unsigned char *s, size_t len);
 void xray_put_escaped(xray_out_t *o, const unsigned char *s, size_t len,
     size_t max, size_t units);
-void xray_put_span(xray_out_t *o, const char *key, size_t key_len,
-    const xray_span_t *s, size_t max);
 
 size_t xray_utf8_next(const unsigned char *p, size_t len, uint32_t *cp);
 /*

@@ -46,8 +46,6 @@ static void xray_put_name(xray_out_t *o, const xray_span_t *name,
 static void xray_put_times(xray_out_t *o, uint64_t start, uint64_t end,
     unsigned in_progress);
 static void xray_put_http(xray_out_t *o, const xray_http_t *http);
-static void xray_put_field(xray_out_t *o, unsigned *nfields, const char *key,
-    size_t key_len, const xray_span_t *s);
 static void xray_put_flags(xray_out_t *o, unsigned flags);
 static void xray_put_cause(xray_out_t *o, const xray_cause_t *cause);
 static void xray_put_annotations(xray_out_t *o, const xray_annotation_t *a,
@@ -71,6 +69,15 @@ static int xray_span_eq(const xray_span_t *v, const char *s, size_t len);
  * id of len bytes and its closing '"': copied when the caller vouched for
  * its ids, else escaped
  */
+
+/* a string field (key a literal), omitted when empty */
+
+#define xray_put_field(o, key, s, max)                                        \
+    do {                                                                      \
+        if ((s)->len > 0) {                                                   \
+            xray_put_str(o, key, (s)->data, (s)->len, max);                   \
+        }                                                                     \
+    } while (0)
 
 #define xray_put_id(o, key, id, len)                                          \
     xray_put_id_(o, key, sizeof(key) - 1, id, len)
@@ -266,8 +273,7 @@ xray_segment_write(unsigned char *buf, size_t size,
     }
 
     xray_put_times(&o, seg->start, seg->end, seg->in_progress);
-    xray_put_span(&o, ",\"origin\":\"", sizeof(",\"origin\":\"") - 1,
-                  &seg->origin, XRAY_STRING_MAX);
+    xray_put_field(&o, ",\"origin\":\"", &seg->origin, XRAY_STRING_MAX);
     xray_put_http(&o, &seg->http);
     xray_put_flags(&o, seg->flags);
     xray_put_cause(&o, seg->cause);
@@ -461,14 +467,12 @@ xray_put_times(xray_out_t *o, uint64_t start, uint64_t end,
 static void
 xray_put_http(xray_out_t *o, const xray_http_t *http)
 {
-    size_t          skip;
-    unsigned        n;
     int             req, resp;
     unsigned char   tmp[sizeof(",\"response\":{\"status\":") - 1
                         + XRAY_UINT_LEN
                         + sizeof(",\"content_length\":}}") - 1
                         + XRAY_UINT_LEN];
-    unsigned char  *s, *p;
+    unsigned char  *s, *p, *c;
 
     req = http->method.len || http->url.len || http->user_agent.len
           || http->client_ip.len || http->x_forwarded_for || http->traced;
@@ -480,30 +484,31 @@ xray_put_http(xray_out_t *o, const xray_http_t *http)
     }
 
     if (req) {
-        xray_put_lit(o, ",\"http\":{\"request\":{");
-        n = 0;
+        xray_put_lit(o, ",\"http\":{\"request\":");
 
-        xray_put_field(o, &n, ",\"method\":\"",
-                       sizeof(",\"method\":\"") - 1, &http->method);
-        xray_put_field(o, &n, ",\"url\":\"",
-                       sizeof(",\"url\":\"") - 1, &http->url);
-        xray_put_field(o, &n, ",\"user_agent\":\"",
-                       sizeof(",\"user_agent\":\"") - 1, &http->user_agent);
-        xray_put_field(o, &n, ",\"client_ip\":\"",
-                       sizeof(",\"client_ip\":\"") - 1, &http->client_ip);
+        /* each field after a ','; the first one's opens the object instead */
+        c = o->pos;
 
-        /* the first field has no ',' before it */
+        xray_put_field(o, ",\"method\":\"", &http->method,
+                       XRAY_STRING_MAX);
+        xray_put_field(o, ",\"url\":\"", &http->url,
+                       XRAY_STRING_MAX);
+        xray_put_field(o, ",\"user_agent\":\"", &http->user_agent,
+                       XRAY_STRING_MAX);
+        xray_put_field(o, ",\"client_ip\":\"", &http->client_ip,
+                       XRAY_STRING_MAX);
 
         if (http->x_forwarded_for) {
-            skip = (n++ == 0);
-            xray_put(o, &",\"x_forwarded_for\":true"[skip],
-                     sizeof(",\"x_forwarded_for\":true") - 1 - skip);
+            xray_put_lit(o, ",\"x_forwarded_for\":true");
         }
 
         if (http->traced) {
-            skip = (n == 0);
-            xray_put(o, &",\"traced\":true"[skip],
-                     sizeof(",\"traced\":true") - 1 - skip);
+            xray_put_lit(o, ",\"traced\":true");
+        }
+
+        /* req: a field was written at c, unless nothing fitted */
+        if (!o->full) {
+            *c = '{';
         }
 
         xray_put_byte(o, '}');
@@ -536,24 +541,6 @@ xray_put_http(xray_out_t *o, const xray_http_t *http)
 }
 
 
-/*
- * A field of http.request, omitted when empty.  key starts with the ','
- * that separates it from a field before it.
- */
-
-static void
-xray_put_field(xray_out_t *o, unsigned *nfields, const char *key,
-    size_t key_len, const xray_span_t *s)
-{
-    if (s->len > 0) {
-        if ((*nfields)++ == 0) {
-            key++;
-            key_len--;
-        }
-
-        xray_put_string(o, key, key_len, s->data, s->len, XRAY_STRING_MAX);
-    }
-}
 
 
 static void
@@ -582,10 +569,9 @@ xray_put_cause(xray_out_t *o, const xray_cause_t *cause)
 
     xray_put_id(o, ",\"cause\":{\"exceptions\":[{\"id\":\"", cause->id,
                 XRAY_ID_LEN);
-    xray_put_span(o, ",\"type\":\"", sizeof(",\"type\":\"") - 1,
-                  &cause->type, XRAY_STRING_MAX);
-    xray_put_span(o, ",\"message\":\"", sizeof(",\"message\":\"") - 1,
-                  &cause->message, XRAY_STRING_MAX);
+    xray_put_field(o, ",\"type\":\"", &cause->type, XRAY_STRING_MAX);
+    xray_put_field(o, ",\"message\":\"", &cause->message,
+                   XRAY_STRING_MAX);
 
     if (cause->remote) {
         xray_put_lit(o, ",\"remote\":true");
@@ -700,11 +686,10 @@ static void
 xray_put_aws(xray_out_t *o, const xray_segment_t *seg)
 {
     xray_put_lit(o, ",\"aws\":{\"xray\":{\"sdk\":\"" XRAY_SDK_NAME "\"");
-    xray_put_span(o, ",\"sdk_version\":\"", sizeof(",\"sdk_version\":\"") - 1,
-                  &seg->sdk_version, XRAY_STRING_MAX);
-    xray_put_span(o, ",\"sampling_rule_name\":\"",
-                  sizeof(",\"sampling_rule_name\":\"") - 1,
-                  &seg->sampling_rule_name, XRAY_STRING_MAX);
+    xray_put_field(o, ",\"sdk_version\":\"", &seg->sdk_version,
+                   XRAY_STRING_MAX);
+    xray_put_field(o, ",\"sampling_rule_name\":\"", &seg->sampling_rule_name,
+                   XRAY_STRING_MAX);
     xray_put_lit(o, "}}");
 }
 
