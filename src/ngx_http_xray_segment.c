@@ -43,7 +43,7 @@ static ngx_int_t ngx_http_xray_field_value(ngx_http_request_t *r,
 static ngx_int_t ngx_http_xray_url(ngx_http_request_t *r,
     ngx_http_xray_loc_conf_t *xlcf, ngx_str_t *host, ngx_str_t *url,
     ngx_str_t *path);
-static ngx_int_t ngx_http_xray_mask(ngx_http_request_t *r,
+static ngx_int_t ngx_http_xray_redact(ngx_http_request_t *r,
     ngx_array_t *redact, ngx_str_t *s);
 #if (NGX_PCRE)
 static ngx_int_t ngx_http_xray_match(ngx_regex_t *re, ngx_str_t *s,
@@ -52,7 +52,13 @@ static ngx_int_t ngx_http_xray_match(ngx_regex_t *re, ngx_str_t *s,
 static ngx_uint_t ngx_http_xray_x_forwarded_for(ngx_http_request_t *r);
 static uint64_t ngx_http_xray_now(void);
 static ngx_inline ngx_uint_t ngx_http_xray_status(ngx_http_request_t *r);
-static void *ngx_http_xray_scratch(ngx_http_request_t *r, size_t size);
+static ngx_inline void *ngx_http_xray_scratch(ngx_http_request_t *r,
+    size_t size);
+
+
+/* most locations redact nothing: no call then */
+#define ngx_http_xray_mask(r, redact, s)                                      \
+    ((redact) ? ngx_http_xray_redact(r, redact, s) : NGX_OK)
 
 
 /*
@@ -598,11 +604,13 @@ ngx_http_xray_sent_path(ngx_http_request_t *r, ngx_http_request_t *call,
 
     b = NULL;
 
-    /* "http://" or "https://": the proxy module's */
+    /* "http://" or "https://": the proxy module's (any case) */
     if (u && u->request_bufs && !call->request_body_no_buffering
         && u->schema.len >= sizeof("http://") - 1
-        && ngx_strncasecmp(u->schema.data, (u_char *) "http",
-                           sizeof("http") - 1) == 0
+        && (u->schema.data[0] | 0x20) == 'h'
+        && (u->schema.data[1] | 0x20) == 't'
+        && (u->schema.data[2] | 0x20) == 't'
+        && (u->schema.data[3] | 0x20) == 'p'
         && u->schema.data[u->schema.len - 1] == '/')
     {
         b = u->request_bufs->buf;
@@ -916,7 +924,7 @@ ngx_http_xray_url(ngx_http_request_t *r, ngx_http_xray_loc_conf_t *xlcf,
  */
 
 static ngx_int_t
-ngx_http_xray_mask(ngx_http_request_t *r, ngx_array_t *redact,
+ngx_http_xray_redact(ngx_http_request_t *r, ngx_array_t *redact,
     ngx_str_t *s)
 {
 #if (NGX_PCRE)
@@ -1152,7 +1160,7 @@ ngx_http_xray_status(ngx_http_request_t *r)
 
 /* size bytes for the segment being written, aligned; from the pool if big */
 
-static void *
+static ngx_inline void *
 ngx_http_xray_scratch(ngx_http_request_t *r, size_t size)
 {
     u_char  *p;

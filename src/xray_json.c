@@ -516,6 +516,15 @@ xray_json_safe(const unsigned char *s, size_t len)
                           : len - 4 + (size_t) __builtin_ctz(m >> 4);
     }
 
+    /* one to three bytes: the first, the middle and the last are all */
+
+    if (len > 0
+        && (xray_char_class[s[0]] & xray_char_class[s[len / 2]]
+            & xray_char_class[s[len - 1]] & XRAY_CH_JSON))
+    {
+        return len;
+    }
+
     for (i = 0; i < len && (xray_char_class[s[i]] & XRAY_CH_JSON); i++) {
         /* void */
     }

@@ -1175,6 +1175,56 @@ test_truncation(void)
 }
 
 
+/*
+ * Names read four bytes at a time: every byte value at every position of
+ * ASCII names of 0 to 12 bytes, each in a heap block of exactly its size
+ */
+
+static void
+test_name_bytes(void)
+{
+    size_t          len, at, n, want, bad;
+    unsigned        c;
+    unsigned char   out[64];
+    unsigned char  *s;
+    const char     *kept;
+
+    kept = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+           " _.:/%&#=+-@";
+    bad = 0;
+
+    for (len = 1; len <= 12; len++) {
+        s = malloc(len);
+        if (s == NULL) {
+            abort();
+        }
+
+        for (at = 0; at < len; at++) {
+            for (c = 1; c < 256; c++) {
+                memset(s, 'a', len);
+                s[at] = (unsigned char) c;
+
+                /* a byte above 0x7f alone is not UTF-8: dropped too */
+                want = (c < 0x80 && strchr(kept, (int) c)) ? len : len - 1;
+                n = xray_name_sanitize(out, sizeof(out), s, len);
+
+                if (n != want
+                    || (want == len && memcmp(out, s, len) != 0)
+                    || (want < len && (memchr(out, (int) c, n) != NULL
+                                       || c == 'a')))
+                {
+                    bad++;
+                }
+            }
+        }
+
+        free(s);
+    }
+
+    is_int(bad, 0, "names: every byte at every position, lengths 1-12");
+}
+
+
 static void
 test_names(void)
 {
@@ -1639,6 +1689,7 @@ main(void)
     test_escape();
     test_truncation();
     test_names();
+    test_name_bytes();
     test_annotations();
     test_metadata();
     test_status_flags();
