@@ -439,10 +439,10 @@ check_strings(const uint8_t *data, size_t size, size_t max)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    size_t               i, nspans, bufsize;
+    size_t               i, n, nspans, bufsize;
     uint64_t             start;
     const uint8_t       *p, *end, *sep;
-    unsigned char        h[HEADER_LEN], id[XRAY_ID_LEN];
+    unsigned char        h[HEADER_LEN], id[XRAY_ID_LEN], *safe;
     xray_span_t          s[NSPANS];
     xray_segment_t       seg;
     xray_subsegment_t    sub, subs[2];
@@ -564,6 +564,25 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     d.parent_id = NULL;
     d.with_subsegments = (h[0] >> 1) & 1;
     check_doc(&d, bufsize);
+
+    /*
+     * with ids that need no escaping (as the module's own are), ids_safe
+     * copies them: the same document, with the same edges
+     */
+    if (xray_json_safe(id, XRAY_ID_LEN) == XRAY_ID_LEN) {
+        n = write_doc(&d, big, sizeof(big));
+        safe = malloc(n ? n : 1);
+        check(safe != NULL);
+        memcpy(safe, big, n);
+
+        seg.ids_safe = 1;
+        check(write_doc(&d, big, sizeof(big)) == n
+              && memcmp(big, safe, n) == 0);
+        check_doc(&d, bufsize);
+        seg.ids_safe = 0;
+
+        free(safe);
+    }
 
     d.seg = NULL;
     d.sub = &sub;
