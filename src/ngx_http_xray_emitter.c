@@ -23,12 +23,24 @@ static ngx_event_t      ngx_http_xray_flush_event;
 static time_t           ngx_http_xray_logged;
 
 
-/* where to write a document of up to XRAY_DOC_MAX bytes; NULL: no emitter */
+/*
+ * Where to write a document of up to XRAY_DOC_MAX bytes: in the emitter's
+ * queue when it has the room (queueing it then copies nothing), else the
+ * document buffer; NULL: no emitter.  Good until the next queue.
+ */
 
 u_char *
 ngx_http_xray_emitter_doc(void)
 {
-    return ngx_http_xray_emitter ? ngx_http_xray_doc : NULL;
+    u_char  *p;
+
+    if (ngx_http_xray_emitter == NULL) {
+        return NULL;
+    }
+
+    p = xray_emitter_place(ngx_http_xray_emitter, XRAY_DOC_MAX);
+
+    return p ? p : ngx_http_xray_doc;
 }
 
 

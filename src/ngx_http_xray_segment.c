@@ -269,6 +269,10 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
         /* too large for one datagram: each call goes on its own */
 
         for (i = 0; i < seg.nsubsegments; i++) {
+
+            /* a queued document may have been written where doc points */
+            doc = ngx_http_xray_emitter_doc();
+
             len = xray_subsegment_write(doc, XRAY_DOC_MAX,
                                         &seg.subsegments[i],
                                         ngx_http_xray_trace_id(ctx),
@@ -283,6 +287,7 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
 
         ngx_http_xray_count(xmcf, NGX_HTTP_XRAY_SPLIT);
 
+        doc = ngx_http_xray_emitter_doc();
         len = xray_segment_write(doc, XRAY_DOC_MAX, &seg, 0);
     }
 

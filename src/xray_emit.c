@@ -261,7 +261,11 @@ xray_emitter_queue(xray_emitter_t *e, const unsigned char *doc, size_t len)
     p = e->buf + e->buf_used;
 
     memcpy(p, XRAY_DAEMON_HEADER, XRAY_DAEMON_HEADER_LEN);
-    memcpy(p + XRAY_DAEMON_HEADER_LEN, doc, len);
+
+    /* a document written in place (xray_emitter_place()) is there already */
+    if (doc != p + XRAY_DAEMON_HEADER_LEN) {
+        memmove(p + XRAY_DAEMON_HEADER_LEN, doc, len);
+    }
 
     e->iov[e->npending].iov_base = p;
     e->iov[e->npending].iov_len = size;
@@ -270,6 +274,21 @@ xray_emitter_queue(xray_emitter_t *e, const unsigned char *doc, size_t len)
     e->buf_used += size;
 
     return 1;
+}
+
+
+unsigned char *
+xray_emitter_place(xray_emitter_t *e, size_t size)
+{
+    /* the room xray_emitter_queue() checks: it will not flush first */
+
+    if (e->npending == e->batch
+        || e->buf_size - e->buf_used < XRAY_DAEMON_HEADER_LEN + size)
+    {
+        return NULL;
+    }
+
+    return e->buf + e->buf_used + XRAY_DAEMON_HEADER_LEN;
 }
 
 

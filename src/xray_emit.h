@@ -3,10 +3,11 @@
  * to the X-Ray daemon (whose address xray_daemon_addr.h parses).
  *
  * Pure C: no nginx types.  The emitter allocates once, when it is created;
- * after that queueing copies into its own buffer and flushing never blocks:
- * what the kernel will not take right away is dropped and counted.  The caller
- * owns the timers: it flushes when xray_emitter_pending() is non-zero, on a
- * short timer and at worker exit.
+ * after that queueing copies into its own buffer (or documents are written
+ * there in place) and flushing never blocks: what the kernel will not take
+ * right away is dropped and counted.  The caller owns the timers: it
+ * flushes when xray_emitter_pending() is non-zero, on a short timer and at
+ * worker exit.
  */
 
 #ifndef XRAY_EMIT_H
@@ -81,13 +82,22 @@ xray_emitter_t *xray_emitter_create(const xray_emitter_conf_t *conf,
     char *err, size_t errlen);
 
 /*
- * Copies the datagram header and doc into the queue, flushing first when the
- * batch or the buffer is full.  Returns 1 when queued, 0 when the datagram
- * would exceed max_datagram (counted in dropped_too_large): the caller splits
- * large segments beforehand.
+ * Copies the datagram header and doc (unless written in place) into the
+ * queue, flushing first when the batch or the buffer is full.  Returns 1
+ * when queued, 0 when the datagram would exceed max_datagram (counted in
+ * dropped_too_large): the caller splits large segments beforehand.
  */
 int xray_emitter_queue(xray_emitter_t *e, const unsigned char *doc,
     size_t len);
+
+/*
+ * Where a document of up to size bytes can be written in place, in the
+ * queue after the room for its header line, so that xray_emitter_queue()
+ * of it copies only the header; NULL when the batch or the buffer has no
+ * room for it now (the caller then writes it elsewhere).  The place holds
+ * until the next call that queues or flushes.
+ */
+unsigned char *xray_emitter_place(xray_emitter_t *e, size_t size);
 
 /*
  * Sends everything queued, without blocking; afterwards nothing is pending.

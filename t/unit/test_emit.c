@@ -518,6 +518,67 @@ test_deliver(unsigned char *buf)
 }
 
 
+/*
+ * Documents written in place (xray_emitter_place()): the same datagrams,
+ * the next place after the last document, none when the batch is full or
+ * the buffer too short
+ */
+
+static void
+test_place(unsigned char *buf)
+{
+    int                  fd;
+    size_t               n1, n2;
+    unsigned char       *p, *q;
+    xray_emitter_t      *e;
+    xray_emit_stats_t    st;
+    struct sockaddr_in   sin;
+    static const char    d1[] = "{\"name\":\"in place\"}",
+                         d2[] = "{\"name\":\"in place too\"}",
+                         d3[] = "{\"name\":\"copied\"}";
+
+    fd = t_udp_bind(&sin, 0);
+    e = t_emitter((struct sockaddr *) &sin, sizeof(sin), 2, 0, 0, 0);
+
+    n1 = sizeof(d1) - 1;
+    n2 = sizeof(d2) - 1;
+
+    p = xray_emitter_place(e, XRAY_DOC_MAX);
+    ok(p != NULL, "place: room for the largest document in a new emitter");
+
+    ok(xray_emitter_place(e, 1000000) == NULL,
+       "place: none for more than the buffer");
+
+    memcpy(p, d1, n1);
+    ok(xray_emitter_queue(e, p, n1), "place: queued in place");
+
+    q = xray_emitter_place(e, 100);
+    ok(q == p + n1 + XRAY_DAEMON_HEADER_LEN,
+       "place: the next one after the document and a header line");
+
+    memcpy(q, d2, n2);
+    ok(xray_emitter_queue(e, q, n2), "place: the second queued in place");
+
+    ok(xray_emitter_place(e, 100) == NULL, "place: none in a full batch");
+
+    /* a full batch: queueing a copied document flushes the two first */
+    ok(xray_emitter_queue(e, (const unsigned char *) d3, sizeof(d3) - 1),
+       "place: a copied document after them");
+    xray_emitter_flush(e);
+
+    ok(t_recv_doc(fd, buf, d1, n1) && t_recv_doc(fd, buf, d2, n2)
+       && t_recv_doc(fd, buf, d3, sizeof(d3) - 1) && t_nothing_more(fd, buf),
+       "place: the header line and each document, byte for byte");
+
+    xray_emitter_take_stats(e, &st);
+    ok(st.queued == 3 && st.sent == 3 && t_accounted(&st) == 3,
+       "place: stats as for copied documents");
+
+    xray_emitter_destroy(e);
+    close(fd);
+}
+
+
 static void
 test_batch_full(unsigned char *buf)
 {
@@ -941,6 +1002,7 @@ main(void)
     test_create();
     test_deliver(buf);
     test_batch_full(buf);
+    test_place(buf);
     test_too_large(buf);
     test_dead_daemon();
     test_udp_receiver_full();
