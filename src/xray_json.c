@@ -543,6 +543,28 @@ xray_json_safe(const unsigned char *s, size_t len)
 #endif
 
 
+/* n: the length of the prefix of s that needs no escaping */
+
+void
+xray_put_string_slow(xray_out_t *o, const char *key, size_t key_len,
+    const unsigned char *s, size_t len, size_t max, size_t n)
+{
+    /* the first n bytes are n characters that need no escaping */
+
+    xray_put(o, key, key_len);
+
+    /* no arithmetic on s when it is NULL (len 0) */
+    if (n > 0) {
+        xray_put(o, s, n);
+        s += n;
+        len -= n;
+    }
+
+    xray_put_escaped(o, s, len, max, n);
+    xray_put_byte(o, '"');
+}
+
+
 /* units: characters of this string already written */
 
 void

@@ -114,6 +114,9 @@ size_t xray_json_safe(const unsigned char *s, size_t len);
 size_t xray_json_safe_portable(const unsigned char *s, size_t len);
 void xray_put_escaped(xray_out_t *o, const unsigned char *s, size_t len,
     size_t max, size_t units);
+/* xray_put_string() of a string to escape, or one that does not fit */
+void xray_put_string_slow(xray_out_t *o, const char *key, size_t key_len,
+    const unsigned char *s, size_t len, size_t max, size_t n);
 
 size_t xray_utf8_next(const unsigned char *p, size_t len, uint32_t *cp);
 /*
@@ -224,6 +227,8 @@ xray_put_string(xray_out_t *o, const char *key, size_t key_len,
     const unsigned char *s, size_t len, size_t max)
 {
     size_t          n, run;
+    uint32_t        c, d;
+    uint64_t        a, b;
     unsigned char  *p;
 
     run = len < max ? len : max;
@@ -234,8 +239,22 @@ xray_put_string(xray_out_t *o, const char *key, size_t key_len,
         memcpy(p, key, key_len);
         p += key_len;
 
-        /* s may be NULL when n is 0 */
-        if (n > 0) {
+        /* short strings in two overlapping moves; s may be NULL (n 0) */
+        if (n >= 8 && n <= 16) {
+            memcpy(&a, s, 8);
+            memcpy(&b, s + n - 8, 8);
+            memcpy(p, &a, 8);
+            memcpy(p + n - 8, &b, 8);
+            p += n;
+
+        } else if (n >= 4 && n < 8) {
+            memcpy(&c, s, 4);
+            memcpy(&d, s + n - 4, 4);
+            memcpy(p, &c, 4);
+            memcpy(p + n - 4, &d, 4);
+            p += n;
+
+        } else if (n > 0) {
             memcpy(p, s, n);
             p += n;
         }
@@ -245,19 +264,7 @@ xray_put_string(xray_out_t *o, const char *key, size_t key_len,
         return;
     }
 
-    /* the first n bytes are n characters that need no escaping */
-
-    xray_put(o, key, key_len);
-
-    /* no arithmetic on s when it is NULL (len 0) */
-    if (n > 0) {
-        xray_put(o, s, n);
-        s += n;
-        len -= n;
-    }
-
-    xray_put_escaped(o, s, len, max, n);
-    xray_put_byte(o, '"');
+    xray_put_string_slow(o, key, key_len, s, len, max, n);
 }
 
 

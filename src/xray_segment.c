@@ -70,6 +70,31 @@ static int xray_span_eq(const xray_span_t *v, const char *s, size_t len);
  * its ids, else escaped
  */
 
+/* the length of the prefix of s of ASCII name characters: 4 at a time */
+
+static inline size_t
+xray_name_run(const unsigned char *s, size_t len)
+{
+    size_t  n;
+
+    for (n = 0;
+         len - n >= 4
+         && (xray_char_class[s[n]] & xray_char_class[s[n + 1]]
+             & xray_char_class[s[n + 2]] & xray_char_class[s[n + 3]]
+             & XRAY_CH_NAME);
+         n += 4)
+    {
+        /* void */
+    }
+
+    while (n < len && (xray_char_class[s[n]] & XRAY_CH_NAME)) {
+        n++;
+    }
+
+    return n;
+}
+
+
 /* a string field (key a literal), omitted when empty */
 
 #define xray_put_field(o, key, s, max)                                        \
@@ -392,22 +417,7 @@ xray_put_sanitized(xray_out_t *o, const unsigned char *s, size_t len)
 
         /* the common case: a run of ASCII characters that are kept */
         run = len < XRAY_NAME_MAX - kept ? len : XRAY_NAME_MAX - kept;
-
-        /* four at a time, then one */
-
-        for (n = 0;
-             run - n >= 4
-             && (xray_char_class[s[n]] & xray_char_class[s[n + 1]]
-                 & xray_char_class[s[n + 2]] & xray_char_class[s[n + 3]]
-                 & XRAY_CH_NAME);
-             n += 4)
-        {
-            /* void */
-        }
-
-        while (n < run && (xray_char_class[s[n]] & XRAY_CH_NAME)) {
-            n++;
-        }
+        n = xray_name_run(s, run);
 
         if (n > 0) {
             xray_put(o, s, n);
@@ -436,11 +446,22 @@ static void
 xray_put_name(xray_out_t *o, const xray_span_t *name,
     const xray_span_t *fallback, const char *dflt, size_t dflt_len)
 {
-    if (xray_put_sanitized(o, name->data, name->len) > 0) {
+    /* most names are ASCII, within the limit, and kept whole */
+
+    if (name->len > 0 && name->len <= XRAY_NAME_MAX
+        && xray_name_run(name->data, name->len) == name->len)
+    {
+        xray_put(o, name->data, name->len);
         return;
     }
 
-    if (fallback != NULL
+    if (name->len > 0
+        && xray_put_sanitized(o, name->data, name->len) > 0)
+    {
+        return;
+    }
+
+    if (fallback != NULL && fallback->len > 0
         && xray_put_sanitized(o, fallback->data, fallback->len) > 0)
     {
         return;

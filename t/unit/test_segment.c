@@ -1180,6 +1180,51 @@ test_truncation(void)
  * ASCII names of 0 to 12 bytes, each in a heap block of exactly its size
  */
 
+/* strings of every length to 40 (copied in 4 to 16 byte moves) and names */
+
+static void
+test_string_lengths(void)
+{
+    char             src[64], want[512];
+    size_t           len, n, wlen, bad;
+    unsigned char    out[512];
+    xray_segment_t   seg;
+
+    bad = 0;
+
+    for (len = 0; len <= 40; len++) {
+        for (n = 0; n < len; n++) {
+            src[n] = (char) ('A' + (n * 7 + len) % 26);
+        }
+
+        minimal(&seg);
+
+        if (len > 0) {
+            seg.name.data = U(src);
+            seg.name.len = len;
+        }
+
+        seg.http.user_agent.data = U(src);
+        seg.http.user_agent.len = len;
+
+        wlen = (size_t) snprintf(want, sizeof(want),
+                   "{\"name\":\"%.*s\",\"id\":\"" ID "\","
+                   "\"trace_id\":\"" R "\"" TIMES "%s%.*s%s" AWS "}",
+                   len ? (int) len : 10, len ? src : "edge-proxy",
+                   len ? ",\"http\":{\"request\":{\"user_agent\":\"" : "",
+                   (int) len, src, len ? "\"}}" : "");
+
+        n = xray_segment_write(out, sizeof(out), &seg, 1);
+
+        if (n != wlen || memcmp(out, want, n) != 0) {
+            bad++;
+        }
+    }
+
+    is_int(bad, 0, "strings and names of 0 to 40 bytes copied whole");
+}
+
+
 static void
 test_name_bytes(void)
 {
@@ -1690,6 +1735,7 @@ main(void)
     test_truncation();
     test_names();
     test_name_bytes();
+    test_string_lengths();
     test_annotations();
     test_metadata();
     test_status_flags();
