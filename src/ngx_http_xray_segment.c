@@ -358,7 +358,13 @@ ngx_http_xray_calls(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    ngx_memzero(subs, n * sizeof(xray_subsegment_t));
+    /* one call, the usual case: a size known here, zeroed inline */
+    if (n == 1) {
+        ngx_memzero(subs, sizeof(xray_subsegment_t));
+
+    } else {
+        ngx_memzero(subs, n * sizeof(xray_subsegment_t));
+    }
 
     seg->subsegments = subs;
     aborted = (status == NGX_HTTP_CLIENT_CLOSED_REQUEST);
@@ -444,7 +450,14 @@ ngx_http_xray_fill_upstream(ngx_http_request_t *r, ngx_http_request_t *call,
         return NGX_ERROR;
     }
 
-    ngx_memzero(att, len);
+    /* one attempt, the usual case: a size known here, zeroed inline */
+    if (n == 1) {
+        ngx_memzero(att, sizeof(xray_attempt_t) + sizeof(xray_cause_t)
+                         + 2 * XRAY_ID_LEN);
+
+    } else {
+        ngx_memzero(att, len);
+    }
 
     causes = (xray_cause_t *) (att + n);
     ids = (u_char *) (causes + n);
@@ -637,7 +650,7 @@ ngx_http_xray_sent_path(ngx_http_request_t *r, ngx_http_request_t *call,
 
         if (q < p && *q == '/'
             && (size_t) (last - p) >= sizeof(version) - 1
-            && ngx_strncmp(p, version, sizeof(version) - 1) == 0)
+            && ngx_memcmp(p, version, sizeof(version) - 1) == 0)
         {
             path->data = q;
             path->len = p - q;
