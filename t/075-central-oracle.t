@@ -116,9 +116,15 @@ $OracleMetered = oracle({ picks => [], borrow => \%Borrow, quota => \%Take });
 our @OracleErrors = map { @{ $_->{errors} } } @{ XRayCentral::api_calls() };
 
 # nginx: the request every every_ms for seconds; how many were sampled
+# The module counts a quota per wall-clock second, and the requests that
+# poll for the quota above take from the second they land in: start 0.1 s
+# into the next second, so the phase spans whole seconds of its own (the
+# bounds below count the seconds it touches).
 sub paced {
     my ($phase) = @_;
     my $r = $phase->{request};
+    my $t0 = Time::HiRes::time();
+    Time::HiRes::sleep(int($t0) + 1.1 - $t0);
     my ($start, $n, $sampled) = (Time::HiRes::time(), 0, 0);
     while (Time::HiRes::time() - $start < $phase->{seconds}) {
         my $res = XRayCentral::get(method => $r->{method}, host => $r->{host},
