@@ -12,7 +12,7 @@
 #      E  xray on, production mix: 1 a second, then 5% (X-Ray's default)
 #    and, in every round, the floor: the time sendmmsg() takes per datagram
 #    of the module's typical segment size, in batches as the emitter sends
-# 2. instructions per request (callgrind) of A, C and D
+# 2. instructions per request (callgrind) of A, B, C, D and E
 # 3. the emitter: segments D's worker sent vs datagrams the sink received
 # 4. memory per open SSE stream, with and without the module
 #
@@ -691,6 +691,7 @@ callgrind_run() {
         > "$dir/valgrind.log" 2>&1 &
     vg=$!
     pids+=("$vg")
+    cg_d0=$(sink_field datagrams)
     # on a busy machine nginx under valgrind takes a while to start
     if ! wait_port "$cg_port" 240 || ! kill -0 "$vg" 2>/dev/null; then
         ok=no
@@ -702,6 +703,8 @@ callgrind_run() {
     fi
     sleep 0.3
     stop_pid "$vg" QUIT 180
+    # the datagrams (segments) the sink received from this run
+    cg_dgrams=$(( $(sink_field datagrams) - cg_d0 ))
     # the next run listens on the same port
     for i in $(seq 300); do
         (exec 3<>"/dev/tcp/127.0.0.1/$cg_port") 2>/dev/null || break
@@ -716,13 +719,14 @@ callgrind_run() {
 }
 cg_failed=
 
-declare -A ir
-cg_configs=(A B C D)
+declare -A ir dgrams
+cg_configs=(A B C D E)
 for c in "${cg_configs[@]}"; do
     for n in 0 "$cg_requests"; do
         log "callgrind: $c, $n requests"
         callgrind_run "$c" "$n"
         ir[$c,$n]=${cg_ir:-0}
+        dgrams[$c,$n]=$cg_dgrams
     done
 done
 
@@ -734,11 +738,14 @@ say ""
 declare -A per_req
 for c in "${cg_configs[@]}"; do
     per_req[$c]=$(( (${ir[$c,$cg_requests]} - ${ir[$c,0]}) / cg_requests ))
-    say "$(printf '   %-28s Ir(0) %12d  Ir(N) %12d  per request %7d' \
+    say "$(printf '   %-28s Ir(0) %12d  Ir(N) %12d  per request %7d  segments %5d' \
            "$c ${title[$c]}" "${ir[$c,0]}" "${ir[$c,$cg_requests]}" \
-           "${per_req[$c]}")"
+           "${per_req[$c]}" "${dgrams[$c,$cg_requests]}")"
 done
-for c in B C D; do
+say "   (segments: the datagrams the sink received from the run of N requests;"
+say "   E's share of sampled requests depends on how long the run took: 1 a"
+say "   second under valgrind's pace, then 5% of the rest)"
+for c in B C D E; do
     added=$(( ${per_req[$c]} - ${per_req[A]} ))
     say "$(printf '   added by the module per request, %s - A: %6d instructions (%+.1f%%)' \
            "$c" "$added" \
@@ -771,6 +778,9 @@ cgdiff_of D 20
 say ""
 say "   the same for C (unsampled), C minus A:"
 cgdiff_of C 12
+say ""
+say "   the same for E (production mix: 1 a second, then 5%), E minus A:"
+cgdiff_of E 12
 say ""
 say "   the same for B (loaded, xray off), B minus A: what loading alone moves,"
 say "   mostly the state of malloc's heap (the module's start-up allocations),"
@@ -913,6 +923,7 @@ rd_target=$(awk -v c="$ceiling" 'BEGIN { printf "%.3f", 0.97 * c }')
 added_b=$(( ${per_req[B]} - ${per_req[A]} ))
 added_c=$(( ${per_req[C]} - ${per_req[A]} ))
 added_d=$(( ${per_req[D]} - ${per_req[A]} ))
+added_e=$(( ${per_req[E]} - ${per_req[A]} ))
 sse_c=$(awk -v a="${sse_per[C]}" -v b="${sse_per[A]}" 'BEGIN { printf "%.2f", a - b }')
 sse_d=$(awk -v a="${sse_per[D]}" -v b="${sse_per[A]}" 'BEGIN { printf "%.2f", a - b }')
 spread() {
@@ -930,5 +941,6 @@ say "floor: $(printf '%.3f' "$floor_med") CPU us per $floor_size-byte datagram, 
 say "instructions added per request, loaded-off: $added_b (the module's own code: $(own_of B); the rest is heap state, see 2.)"
 say "instructions added per request, unsampled: $added_c (target <= 500, $(verdict "$added_c" 500 le))"
 say "instructions added per request, sampled: $added_d (target <= 4000, $(verdict "$added_d" 4000 le))"
-say "instructions per request in the module's own code: unsampled $(own_of C), sampled $(own_of D)"
+say "instructions added per request, production mix: $added_e (${dgrams[E,$cg_requests]} of $cg_requests sampled)"
+say "instructions per request in the module's own code: unsampled $(own_of C), production mix $(own_of E), sampled $(own_of D)"
 say "SSE memory per stream added by the module: ${sse_c} KiB unsampled, ${sse_d} KiB sampled"
