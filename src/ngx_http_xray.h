@@ -399,6 +399,37 @@ ngx_uint_t ngx_http_xray_reservoir_take(ngx_atomic_t *reservoir,
     uint32_t capacity, time_t now);
 
 
+/*
+ * A reservoir is one atomic word: the wall-clock second in the high half,
+ * the number taken during that second in the low half.  One compare-and-swap
+ * takes a slot; no lock is ever held.  The emission budget (xray_emit_limit)
+ * is one more such word.
+ */
+#define NGX_HTTP_XRAY_RES_SHIFT  (sizeof(ngx_atomic_uint_t) * 4)
+#define NGX_HTTP_XRAY_RES_MASK                                               \
+    (((ngx_atomic_uint_t) 1 << NGX_HTTP_XRAY_RES_SHIFT) - 1)
+
+
+/*
+ * 1 when the reservoir already gave capacity slots in the current second:
+ * ngx_http_xray_reservoir_take() would return 0, and a read says so with no
+ * call.  0 does not mean a slot is free: take() decides.
+ */
+
+static ngx_inline ngx_uint_t
+ngx_http_xray_reservoir_spent(ngx_atomic_t *reservoir, uint32_t capacity,
+    time_t now)
+{
+    ngx_atomic_uint_t  word;
+
+    word = *reservoir;
+
+    return (word >> NGX_HTTP_XRAY_RES_SHIFT)
+               == ((ngx_atomic_uint_t) now & NGX_HTTP_XRAY_RES_MASK)
+           && (word & NGX_HTTP_XRAY_RES_MASK) >= capacity;
+}
+
+
 /* the core's allocator (xray_alloc_pt) from an nginx pool */
 
 static ngx_inline void *

@@ -861,7 +861,15 @@ ngx_http_xray_decide(ngx_http_request_t *r, ngx_http_xray_main_conf_t *xmcf,
 
     (void) ngx_atomic_fetch_add(&stats->matched, 1);
 
+    /*
+     * once the second's quota is taken, as for nearly every request of a
+     * busy location, the reservoir is only read; the rate's draw is an
+     * integer comparison, with no call
+     */
+
     if (rule->fixed_target != 0
+        && !ngx_http_xray_reservoir_spent(&stats->reservoir,
+                                          rule->fixed_target, ngx_time())
         && ngx_http_xray_reservoir_take(&stats->reservoir,
                                         rule->fixed_target, ngx_time()))
     {
@@ -869,7 +877,7 @@ ngx_http_xray_decide(ngx_http_request_t *r, ngx_http_xray_main_conf_t *xmcf,
         sampled = 1;
 
     } else if (rule->rate > 0
-               && xray_rng_uniform(&ngx_http_xray_rng) < rule->rate)
+               && xray_rng_below(&ngx_http_xray_rng, rule->rate_threshold))
     {
         (void) ngx_atomic_fetch_add(&stats->by_rate, 1);
         sampled = 1;

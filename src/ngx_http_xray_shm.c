@@ -7,17 +7,6 @@
 #include "ngx_http_xray.h"
 
 
-/*
- * A reservoir is one atomic word: the wall-clock second in the high half,
- * the number taken during that second in the low half.  One compare-and-swap
- * takes a slot; no lock is ever held.  The emission budget (xray_emit_limit)
- * is one more such word.
- */
-#define NGX_HTTP_XRAY_RES_SHIFT  (sizeof(ngx_atomic_uint_t) * 4)
-#define NGX_HTTP_XRAY_RES_MASK                                               \
-    (((ngx_atomic_uint_t) 1 << NGX_HTTP_XRAY_RES_SHIFT) - 1)
-
-
 static ngx_int_t ngx_http_xray_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 

@@ -10,13 +10,6 @@
 
 
 static uint64_t
-xray_rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-
-static uint64_t
 xray_splitmix(uint64_t *x)
 {
     uint64_t  z;
@@ -56,28 +49,6 @@ xray_rng_seed_fixed(xray_rng_t *rng, uint64_t seed)
 }
 
 
-/* xoshiro256**; a static inline step: the ids take it with no call */
-
-static inline uint64_t
-xray_rng_step(xray_rng_t *rng)
-{
-    uint64_t  result, t;
-
-    result = xray_rotl(rng->s[1] * 5, 7) * 9;
-    t = rng->s[1] << 17;
-
-    rng->s[2] ^= rng->s[0];
-    rng->s[3] ^= rng->s[1];
-    rng->s[1] ^= rng->s[2];
-    rng->s[0] ^= rng->s[3];
-
-    rng->s[2] ^= t;
-    rng->s[3] = xray_rotl(rng->s[3], 45);
-
-    return result;
-}
-
-
 uint64_t
 xray_rng_next(xray_rng_t *rng)
 {
@@ -90,6 +61,32 @@ xray_rng_uniform(xray_rng_t *rng)
 {
     /* the top 53 bits fill a double's mantissa exactly */
     return (double) (xray_rng_next(rng) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+
+/*
+ * u * 2^-53 < rate, u an integer below 2^53, is u < rate * 2^53 (scaling by
+ * a power of two is exact), that is u < the ceiling of rate * 2^53
+ */
+
+uint64_t
+xray_rng_threshold(double rate)
+{
+    double    x;
+    uint64_t  t;
+
+    if (!(rate > 0.0)) {
+        return 0;
+    }
+
+    if (rate >= 1.0) {
+        return (uint64_t) 1 << 53;
+    }
+
+    x = rate * 9007199254740992.0;
+    t = (uint64_t) x;
+
+    return ((double) t < x) ? t + 1 : t;
 }
 
 

@@ -33,6 +33,50 @@ uint64_t xray_rng_next(xray_rng_t *rng);
 /* uniform in [0, 1) */
 double xray_rng_uniform(xray_rng_t *rng);
 
+/*
+ * A draw of probability rate with no call and no floating point:
+ * xray_rng_below(rng, xray_rng_threshold(rate)) is 1 exactly when
+ * xray_rng_uniform(rng) < rate would be, and takes the same step of the
+ * generator.  rate from 0 to 1.
+ */
+uint64_t xray_rng_threshold(double rate);
+
+static inline uint64_t
+xray_rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+
+/* xoshiro256**: one step */
+
+static inline uint64_t
+xray_rng_step(xray_rng_t *rng)
+{
+    uint64_t  result, t;
+
+    result = xray_rotl(rng->s[1] * 5, 7) * 9;
+    t = rng->s[1] << 17;
+
+    rng->s[2] ^= rng->s[0];
+    rng->s[3] ^= rng->s[1];
+    rng->s[1] ^= rng->s[2];
+    rng->s[0] ^= rng->s[3];
+
+    rng->s[2] ^= t;
+    rng->s[3] = xray_rotl(rng->s[3], 45);
+
+    return result;
+}
+
+
+static inline int
+xray_rng_below(xray_rng_t *rng, uint64_t threshold)
+{
+    /* the 53 bits xray_rng_uniform() makes its double of */
+    return (xray_rng_step(rng) >> 11) < threshold;
+}
+
 /* XRAY_ID_LEN lowercase hex digits, never all zero */
 void xray_id_segment(xray_rng_t *rng, unsigned char *out);
 

@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "xray_id.h"
 #include "xray_rules.h"
 
 
@@ -150,6 +151,7 @@ xray_rules_default(xray_rules_t *rules, xray_alloc_pt alloc,
     /* X-Ray's own built-in: 1 per second, then 5% */
     rule->fixed_target = 1;
     rule->rate = 0.05;
+    rule->rate_threshold = xray_rng_threshold(rule->rate);
 
     rules->rules = rule;
     rules->nrules = 1;
@@ -651,6 +653,7 @@ xray_rules_numbers(xray_rules_ctx_t *ctx, const cJSON *item,
 
     /* + 0.0 turns -0 into 0 */
     rule->rate = d + 0.0;
+    rule->rate_threshold = xray_rng_threshold(rule->rate);
 
     return 0;
 }

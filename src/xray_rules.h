@@ -29,6 +29,7 @@ typedef struct {
     size_t       path_len;
     uint32_t     fixed_target;         /* reservoir: sampled per second */
     double       rate;                 /* then this fraction, 0..1 */
+    uint64_t     rate_threshold;       /* xray_rng_threshold(rate) */
 } xray_rule_t;
 
 

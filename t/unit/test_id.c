@@ -26,6 +26,90 @@ all_hex(const unsigned char *p, size_t n)
 }
 
 
+/* the double next to a positive d, up (dir 1) or down (-1) */
+
+static double
+next_double(double d, int dir)
+{
+    uint64_t  bits;
+
+    memcpy(&bits, &d, sizeof(bits));
+    bits += dir;
+    memcpy(&d, &bits, sizeof(d));
+
+    return d;
+}
+
+
+/*
+ * xray_rng_below(xray_rng_threshold(rate)) decides as uniform() < rate:
+ * on the same sequence, for rates on and next to the 2^-53 grid
+ */
+
+static void
+test_below(void)
+{
+    int         i, j, same, steps;
+    double      rate;
+    xray_rng_t  a, b;
+
+    static const double  rates[] = {
+        0.0, 0x1p-53, 0x3p-53, 1e-300, 0.01, 0.05, 0.1, 1.0 / 3, 0.5,
+        0.999999, 1.0 - 0x1p-53, 1.0
+    };
+
+    is_int((int) xray_rng_threshold(0.0), 0, "threshold of 0 is 0");
+    is_int((int) xray_rng_threshold(0x3p-53), 3,
+           "threshold of 3 * 2^-53 is 3");
+    is_int((int) xray_rng_threshold(next_double(0x3p-53, 1)), 4,
+           "threshold just above 3 * 2^-53 is 4");
+    is_int((int) xray_rng_threshold(next_double(0x3p-53, -1)), 3,
+           "threshold just below 3 * 2^-53 is 3");
+    ok(xray_rng_threshold(0.5) == (uint64_t) 1 << 52,
+       "threshold of 0.5 is 2^52");
+    ok(xray_rng_threshold(1.0) == (uint64_t) 1 << 53,
+       "threshold of 1 is 2^53: every draw is below");
+    ok(xray_rng_threshold(1.0 - 0x1p-53) == ((uint64_t) 1 << 53) - 1,
+       "threshold of 1 - 2^-53 is 2^53 - 1");
+
+    for (i = 0; i < (int) (sizeof(rates) / sizeof(rates[0])); i++) {
+        rate = rates[i];
+        xray_rng_seed_fixed(&a, 7 + i);
+        xray_rng_seed_fixed(&b, 7 + i);
+        same = 1;
+
+        for (j = 0; j < 100000; j++) {
+            same &= ((xray_rng_uniform(&a) < rate)
+                     == xray_rng_below(&b, xray_rng_threshold(rate)));
+        }
+
+        /* and the two generators took the same steps */
+        same &= (xray_rng_next(&a) == xray_rng_next(&b));
+
+        ok(same, "below() decides as uniform() < %.17g", rate);
+    }
+
+    /* a draw on the grid's edge: u = t - 1 is below, u = t is not */
+    steps = 0;
+    xray_rng_seed_fixed(&a, 99);
+
+    for (j = 0; j < 4; j++) {
+        b = a;
+        rate = (double) (xray_rng_next(&b) >> 11) * 0x1p-53;
+        b = a;
+        same = !xray_rng_below(&b, xray_rng_threshold(rate));
+        b = a;
+        same &= xray_rng_below(&b, xray_rng_threshold(next_double(rate, 1)));
+        b = a;
+        same &= ((xray_rng_uniform(&b) < rate) == 0);
+        steps += same;
+        (void) xray_rng_next(&a);
+    }
+
+    is_int(steps, 4, "a draw equal to the rate is not below it");
+}
+
+
 int
 main(void)
 {
@@ -144,6 +228,8 @@ main(void)
         ok_bits &= (bits[i] > 48500 && bits[i] < 51500);
     }
     ok(ok_bits, "every output bit is set about half the time");
+
+    test_below();
 
     return done_testing();
 }

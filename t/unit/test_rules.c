@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "tap.h"
+#include "xray_id.h"
 #include "xray_rules.h"
 #include "wildcard_ref.h"
 
@@ -366,6 +367,9 @@ test_example(void)
     is_mem(rules.rules[1].path, rules.rules[1].path_len, "*", "default path");
     is_int(rules.rules[1].fixed_target, 1, "default fixed_target");
     ok(rules.rules[1].rate == 0.1, "default rate 0.1");
+    ok(rules.rules[0].rate_threshold == xray_rng_threshold(0.05)
+       && rules.rules[1].rate_threshold == xray_rng_threshold(0.1),
+       "each rule's rate threshold is its rate's");
 
     is_int(t_match(&rules, "example.com", "POST", "/api/move/up"), 0,
            "/api/move/up matches the rule");
@@ -887,6 +891,8 @@ test_builtin_default(void)
            "built-in: path");
     is_int(rules.rules[0].fixed_target, 1, "built-in: 1 per second");
     ok(rules.rules[0].rate == 0.05, "built-in: then 5%%");
+    ok(rules.rules[0].rate_threshold == xray_rng_threshold(0.05),
+       "built-in: the threshold of 5%%");
     is_int(t_match(&rules, "h", "GET", "/"), 0, "built-in: matches");
     is_int(pool.nblocks, 5, "built-in: 5 allocations");
 
