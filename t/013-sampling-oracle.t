@@ -186,15 +186,34 @@ for my $docs (\%mod_docs, \%oracle_docs) {
 # requests of zeta) and the borrow traffic, which all go to zeta
 my $s = $plan{borrow}{seconds};
 my ($ob, $mb) = ($oracle_docs{zeta}{BorrowCount}, $mod_docs{zeta}{BorrowCount});
-ok($ob >= $s - 1 && $ob <= $s + 1, "oracle: borrowed $ob in $s s (1/s)");
+# The oracle's token bucket as the driver drove it allows min to max in
+# the traffic (t/oracle-sampler/driver.mjs, traffic(): S x rate or one
+# second's worth less when the driver kept its pace, whatever the pace
+# on a loaded machine); the report adds what the picks borrowed.
+sub oracle_ok {
+    my ($p, $report) = @_;
+    return defined $p->{min} && defined $p->{max}
+        && $p->{sampled} >= $p->{min} && $p->{sampled} <= $p->{max}
+        && $report == $p->{sampled};
+}
+sub oracle_range {
+    my ($p) = @_;
+    return sprintf ' (its bucket as driven: %s to %s, longest gap %s ms)',
+        map { $_ // '?' } @$p{qw(min max longest_gap_ms)};
+}
+my $ob_picks = $oracle->{picks_sampled}{zeta} // 0;
+ok(oracle_ok($oracle->{borrow} // {}, ($ob // -1) - $ob_picks),
+   "oracle: borrowed $ob in $s s (1/s), $ob_picks of them by the picks"
+   . oracle_range($oracle->{borrow} // {}));
 ok($mb >= $s && $mb <= $s + 1, "module: borrowed $mb in $s s (1/s)");
 
 # the quota: $Quota a second once the targets came
 my $module_q = replay(write_file('targets.json', $targets_reply));
 $s = $plan{quota}{seconds};
 my ($oq, $mq) = ($oracle->{quota}{sampled}, $module_q->{quota}{sampled});
-ok($oq >= $Quota * ($s - 1) && $oq <= $Quota * $s,
-   "oracle: $oq under a quota of $Quota/s in $s s");
+ok(oracle_ok($oracle->{quota} // {}, $oq // -1),
+   "oracle: $oq under a quota of $Quota/s in $s s"
+   . oracle_range($oracle->{quota} // {}));
 ok($mq >= $Quota * $s && $mq <= $Quota * ($s + 1),
    "module: $mq under a quota of $Quota/s in $s s");
 

@@ -14,8 +14,9 @@
 // "picks" matches, then sends "borrow" traffic (before any quota), waits for
 // the sampler's first targets poll (10 s after it started, as it is built to
 // do), then sends "quota" traffic.  It prints
-// {"picks": [RuleName], "borrow": {requests, sampled}, "quota": {...},
-//  "counts": {RuleName: requests}} and exits.
+// {"picks": [RuleName], "picks_sampled": {RuleName: sampled},
+//  "borrow": {requests, sampled, min, max, longest_gap_ms}, "quota": {...},
+//  "counts": {RuleName: requests}} and exits (min and max: see traffic()).
 //
 // Request headers become span attributes of the same (lowercase) names, so
 // that rules with Attributes match them the way the module matches headers.
@@ -74,8 +75,30 @@ async function until(what, cond, seconds) {
     }
 }
 
+// The sampler's reservoir is a token bucket (its internal RateLimiter): a
+// balance of milliseconds that grows with the clock up to one second's
+// worth, a sample costing 1000 / quota of them.  How the driver drove it
+// bounds what it may sample, whatever pace the driver kept on a loaded
+// machine; with d1 and dn the first and last decisions, G the longest gap
+// between two decisions, floor the wallet's floor when the phase starts:
+//   max: (min(cap, d1 - floor) + dn - d1) / cost, the balance at d1 and
+//        all that accrues after it;
+//   min: (dn - d1) / (cost + G): from any moment the balance needs at most
+//        cost ms to hold a sample (cost <= cap), and a decision comes
+//        within G after that.
+// Each decision's clock reading lies between the driver's readings before
+// and after it, which widens both bounds by those readings alone.
 async function traffic(phase, counts) {
     const out = { requests: 0, sampled: 0 };
+    const limiter = sampler.ruleCache.getMatchedRule(attributes(phase.request))
+        .reservoirSampler.reservoir;
+    const floor = limiter.walletFloorMillis;
+    const cost = 1000 / limiter.quota;
+    let first = null;
+    let before = 0;
+    let after = 0;
+    let prevBefore = 0;
+    let gap = 0;
     const start = Date.now();
     let next = start;
     while (Date.now() - start < phase.seconds * 1000) {
@@ -83,22 +106,40 @@ async function traffic(phase, counts) {
         counts[rule.samplingRule.RuleName] =
             (counts[rule.samplingRule.RuleName] || 0) + 1;
         out.requests++;
+        before = Date.now();
         out.sampled += decide(phase.request) ? 1 : 0;
+        after = Date.now();
+        if (first === null) {
+            first = { before, after };
+        } else {
+            gap = Math.max(gap, after - prevBefore);
+        }
+        prevBefore = before;
         next += phase.every_ms;
         await sleep(Math.max(0, next - Date.now()));
+    }
+    if (first !== null) {
+        const balance = Math.min(limiter.MAX_BALANCE_MILLIS,
+                                 first.after - floor);
+        out.max = Math.floor((balance + after - first.before) / cost);
+        out.min = Math.floor(Math.max(0, before - first.after) / (cost + gap));
+        out.longest_gap_ms = gap;
     }
     return out;
 }
 
 const started = Date.now();
-const result = { picks: [], counts: {} };
+const result = { picks: [], picks_sampled: {}, counts: {} };
 
 await until('rules', () => sampler.ruleCache.ruleAppliers.length > 0, 20);
 
 for (const req of plan.picks) {
     const rule = sampler.ruleCache.getMatchedRule(attributes(req));
     result.picks.push(rule ? rule.samplingRule.RuleName : null);
-    decide(req);
+    if (decide(req) && rule) {
+        result.picks_sampled[rule.samplingRule.RuleName] =
+            (result.picks_sampled[rule.samplingRule.RuleName] || 0) + 1;
+    }
     if (rule) {
         result.counts[rule.samplingRule.RuleName] =
             (result.counts[rule.samplingRule.RuleName] || 0) + 1;
