@@ -272,6 +272,7 @@ ngx_http_xray_create_main_conf(ngx_conf_t *cf)
      *     xmcf->shm = NULL;
      *     xmcf->daemon = { 0, NULL };
      *     xmcf->enabled = 0;
+     *     xmcf->aws = NULL;
      */
 
     xmcf->batch = XRAY_EMIT_BATCH_DEFAULT;
@@ -296,6 +297,10 @@ ngx_http_xray_init_main_conf(ngx_conf_t *cf, void *conf)
         && xray_rules_default(&xmcf->rules, ngx_http_xray_pool_alloc,
                               cf->pool) != 0)
     {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_xray_segment_aws(cf, xmcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -338,6 +343,7 @@ ngx_http_xray_create_loc_conf(ngx_conf_t *cf)
      *
      *     xlcf->trust_sampling = NULL;
      *     xlcf->segment_name = NULL;
+     *     xlcf->head = { 0, NULL };
      *     xlcf->trace_context = NULL;
      */
 
@@ -376,6 +382,10 @@ ngx_http_xray_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->segment_name == NULL) {
         conf->segment_name = prev->segment_name;
+    }
+
+    if (ngx_http_xray_segment_head(cf, conf, prev) != NGX_OK) {
+        return NGX_CONF_ERROR;
     }
 
     if (conf->trace_context == NULL) {

@@ -134,6 +134,9 @@ typedef struct {
     ngx_str_t                   service;       /* boost documents' default */
     ngx_shm_zone_t             *sampling_zone;
     ngx_http_xray_sampling_shm_t  *sampling_shm;
+
+    /* the segments' aws object of each local rule, then of none */
+    ngx_str_t                  *aws;
 } ngx_http_xray_main_conf_t;
 
 
@@ -172,6 +175,8 @@ typedef struct {
     ngx_flag_t                  originate;
     ngx_http_complex_value_t   *trust_sampling;
     ngx_http_complex_value_t   *segment_name;
+    ngx_str_t                   head;          /* of the segments, if the */
+                                               /* name has no variables */
     ngx_array_t                *annotations;   /* ngx_http_xray_field_t */
     ngx_array_t                *metadata;      /* ngx_http_xray_field_t */
     ngx_array_t                *redact;        /* ngx_regex_t * */
@@ -280,6 +285,10 @@ ngx_int_t ngx_http_xray_add_variables(ngx_conf_t *cf);
 
 /* ngx_http_xray_segment.c: the log phase */
 ngx_int_t ngx_http_xray_segment_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_xray_segment_head(ngx_conf_t *cf,
+    ngx_http_xray_loc_conf_t *conf, ngx_http_xray_loc_conf_t *prev);
+ngx_int_t ngx_http_xray_segment_aws(ngx_conf_t *cf,
+    ngx_http_xray_main_conf_t *xmcf);
 void ngx_http_xray_in_progress(ngx_http_request_t *r,
     ngx_http_xray_ctx_t *ctx);
 

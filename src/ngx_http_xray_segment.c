@@ -143,7 +143,7 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
     u_char                      segment_id[XRAY_ID_LEN];
     size_t                      len;
     uint64_t                    now;
-    ngx_str_t                   name, url, path, host;
+    ngx_str_t                   name, url, path, host, *aws;
     u_char                     *doc;
     ngx_uint_t                  status, i;
     xray_segment_t              seg;
@@ -180,7 +180,12 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
 
     ngx_memzero(&seg, sizeof(xray_segment_t));
 
-    if (xlcf->segment_name) {
+    if (xlcf->head.len) {
+        /* the name has no variables: its part of the document is ready */
+        seg.head.data = xlcf->head.data;
+        seg.head.len = xlcf->head.len;
+
+    } else if (xlcf->segment_name) {
         if (ngx_http_complex_value(r, xlcf->segment_name, &name) != NGX_OK) {
             return NGX_ERROR;
         }
@@ -249,11 +254,11 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
         seg.sampling_rule_name.data = (u_char *) ctx->pick->name;
         seg.sampling_rule_name.len = ctx->pick->name_len;
 
-    } else if (ctx->by_rule) {
-        seg.sampling_rule_name.data =
-                   (u_char *) xmcf->rules.rules[ctx->rule].name;
-        seg.sampling_rule_name.len =
-                   ngx_strlen(xmcf->rules.rules[ctx->rule].name);
+    } else {
+        /* a local rule's, or none: written at configuration time */
+        aws = &xmcf->aws[ctx->by_rule ? ctx->rule : xmcf->rules.nrules];
+        seg.aws.data = aws->data;
+        seg.aws.len = aws->len;
     }
 
     if (!in_progress
@@ -1140,6 +1145,107 @@ ngx_http_xray_x_forwarded_for(ngx_http_request_t *r)
 #else
     return 0;
 #endif
+}
+
+
+/*
+ * The opening of a location's segments, {"name":"<name>, written once when
+ * the name has no variables (xray_segment_name nginx by default), as the
+ * segment writer would write it
+ */
+
+ngx_int_t
+ngx_http_xray_segment_head(ngx_conf_t *cf, ngx_http_xray_loc_conf_t *conf,
+    ngx_http_xray_loc_conf_t *prev)
+{
+    u_char       buf[XRAY_SEGMENT_HEAD_MAX];
+    size_t       len;
+    xray_span_t  name, none;
+
+    if (conf->segment_name == prev->segment_name && prev->head.len) {
+        conf->head = prev->head;
+        return NGX_OK;
+    }
+
+    ngx_memzero(&name, sizeof(xray_span_t));
+    ngx_memzero(&none, sizeof(xray_span_t));
+
+    if (conf->segment_name) {
+        if (conf->segment_name->lengths != NULL) {
+            /* evaluated for each segment */
+            return NGX_OK;
+        }
+
+        name.data = conf->segment_name->value.data;
+        name.len = conf->segment_name->value.len;
+    }
+
+    len = xray_segment_head(buf, sizeof(buf), &name, &none);
+    if (len == 0) {
+        return NGX_ERROR;
+    }
+
+    conf->head.data = ngx_pnalloc(cf->pool, len);
+    if (conf->head.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    conf->head.len = len;
+    ngx_memcpy(conf->head.data, buf, len);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The aws object of the segments each local sampling rule decides, and of
+ * those no rule decided, written once; the service's rules (xray_sampling
+ * centralized) name theirs as each segment is written
+ */
+
+ngx_int_t
+ngx_http_xray_segment_aws(ngx_conf_t *cf, ngx_http_xray_main_conf_t *xmcf)
+{
+    u_char       buf[XRAY_SEGMENT_AWS_MAX];
+    size_t       len;
+    ngx_uint_t   i;
+    xray_span_t  version, rule;
+
+    xmcf->aws = ngx_palloc(cf->pool,
+                           (xmcf->rules.nrules + 1) * sizeof(ngx_str_t));
+    if (xmcf->aws == NULL) {
+        return NGX_ERROR;
+    }
+
+    version.data = (u_char *) NGX_HTTP_XRAY_VERSION;
+    version.len = sizeof(NGX_HTTP_XRAY_VERSION) - 1;
+
+    for (i = 0; i <= xmcf->rules.nrules; i++) {
+
+        if (i < xmcf->rules.nrules) {
+            rule.data = (u_char *) xmcf->rules.rules[i].name;
+            rule.len = ngx_strlen(xmcf->rules.rules[i].name);
+
+        } else {
+            rule.data = NULL;
+            rule.len = 0;
+        }
+
+        len = xray_segment_aws(buf, sizeof(buf), &version, &rule);
+        if (len == 0) {
+            return NGX_ERROR;
+        }
+
+        xmcf->aws[i].data = ngx_pnalloc(cf->pool, len);
+        if (xmcf->aws[i].data == NULL) {
+            return NGX_ERROR;
+        }
+
+        xmcf->aws[i].len = len;
+        ngx_memcpy(xmcf->aws[i].data, buf, len);
+    }
+
+    return NGX_OK;
 }
 
 

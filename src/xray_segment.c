@@ -52,7 +52,8 @@ static void xray_put_annotations(xray_out_t *o, const xray_annotation_t *a,
     size_t n);
 static void xray_put_metadata(xray_out_t *o, const xray_metadata_t *m,
     size_t n);
-static void xray_put_aws(xray_out_t *o, const xray_segment_t *seg);
+static void xray_put_aws(xray_out_t *o, const xray_span_t *sdk_version,
+    const xray_span_t *sampling_rule_name);
 static void xray_put_attempt(xray_out_t *o, const xray_attempt_t *a);
 static void xray_put_id_escaped(xray_out_t *o, const char *key,
     size_t key_len, const unsigned char *id, size_t len);
@@ -287,9 +288,15 @@ xray_segment_write(unsigned char *buf, size_t size,
     xray_out_init(&o, buf, size);
     o.ids_safe = seg->ids_safe;
 
-    xray_put_lit(&o, "{\"name\":\"");
-    xray_put_name(&o, &seg->name, &seg->fallback_name, XRAY_DEFAULT_NAME,
-                  sizeof(XRAY_DEFAULT_NAME) - 1);
+    if (seg->head.len) {
+        xray_put(&o, seg->head.data, seg->head.len);
+
+    } else {
+        xray_put_lit(&o, "{\"name\":\"");
+        xray_put_name(&o, &seg->name, &seg->fallback_name, XRAY_DEFAULT_NAME,
+                      sizeof(XRAY_DEFAULT_NAME) - 1);
+    }
+
     xray_put_id(&o, "\",\"id\":\"", seg->id, XRAY_ID_LEN);
     xray_put_id(&o, ",\"trace_id\":\"", seg->trace_id, XRAY_TRACE_ID_LEN);
 
@@ -304,7 +311,12 @@ xray_segment_write(unsigned char *buf, size_t size,
     xray_put_cause(&o, seg->cause);
     xray_put_annotations(&o, seg->annotations, seg->nannotations);
     xray_put_metadata(&o, seg->metadata, seg->nmetadata);
-    xray_put_aws(&o, seg);
+    if (seg->aws.len) {
+        xray_put(&o, seg->aws.data, seg->aws.len);
+
+    } else {
+        xray_put_aws(&o, &seg->sdk_version, &seg->sampling_rule_name);
+    }
 
     if (with_subsegments && seg->nsubsegments) {
         xray_put_lit(&o, ",\"subsegments\":[");
@@ -321,6 +333,35 @@ xray_segment_write(unsigned char *buf, size_t size,
     }
 
     xray_put_byte(&o, '}');
+
+    return xray_out_finish(&o, buf, size);
+}
+
+
+size_t
+xray_segment_head(unsigned char *buf, size_t size, const xray_span_t *name,
+    const xray_span_t *fallback_name)
+{
+    xray_out_t  o;
+
+    xray_out_init(&o, buf, size);
+
+    xray_put_lit(&o, "{\"name\":\"");
+    xray_put_name(&o, name, fallback_name, XRAY_DEFAULT_NAME,
+                  sizeof(XRAY_DEFAULT_NAME) - 1);
+
+    return xray_out_finish(&o, buf, size);
+}
+
+
+size_t
+xray_segment_aws(unsigned char *buf, size_t size,
+    const xray_span_t *sdk_version, const xray_span_t *sampling_rule_name)
+{
+    xray_out_t  o;
+
+    xray_out_init(&o, buf, size);
+    xray_put_aws(&o, sdk_version, sampling_rule_name);
 
     return xray_out_finish(&o, buf, size);
 }
@@ -716,12 +757,12 @@ xray_put_metadata(xray_out_t *o, const xray_metadata_t *m, size_t n)
 
 
 static void
-xray_put_aws(xray_out_t *o, const xray_segment_t *seg)
+xray_put_aws(xray_out_t *o, const xray_span_t *sdk_version,
+    const xray_span_t *sampling_rule_name)
 {
     xray_put_lit(o, ",\"aws\":{\"xray\":{\"sdk\":\"" XRAY_SDK_NAME "\"");
-    xray_put_field(o, ",\"sdk_version\":\"", &seg->sdk_version,
-                   XRAY_STRING_MAX);
-    xray_put_field(o, ",\"sampling_rule_name\":\"", &seg->sampling_rule_name,
+    xray_put_field(o, ",\"sdk_version\":\"", sdk_version, XRAY_STRING_MAX);
+    xray_put_field(o, ",\"sampling_rule_name\":\"", sampling_rule_name,
                    XRAY_STRING_MAX);
     xray_put_lit(o, "}}");
 }

@@ -158,6 +158,14 @@ typedef struct {
     xray_span_t              sdk_version;
     xray_span_t              sampling_rule_name;
 
+    /*
+     * Prepared parts, or empty: head (xray_segment_head()) stands for name
+     * and fallback_name, aws (xray_segment_aws()) for sdk_version and
+     * sampling_rule_name; what a prepared part stands for is not read.
+     */
+    xray_span_t              head;
+    xray_span_t              aws;
+
     /* the calls it made: its upstream call, its subrequests', in order */
     const xray_subsegment_t *subsegments;
     size_t                   nsubsegments;
@@ -186,6 +194,32 @@ typedef struct {
  */
 size_t xray_segment_write(unsigned char *buf, size_t size,
     const xray_segment_t *seg, int with_subsegments);
+
+/*
+ * The parts of a segment that are the same in every document of a location
+ * or of a sampling rule, written once, at configuration time, and copied
+ * into each document (xray_segment_t's head and aws): the same bytes as the
+ * writer writes from the fields they stand for.  Each returns the length
+ * written, or 0 if it does not fit in size bytes (XRAY_SEGMENT_HEAD_MAX,
+ * XRAY_SEGMENT_AWS_MAX always do).
+ *
+ * xray_segment_head(): the document's opening, {"name":"<name>, the name
+ * sanitised as xray_segment_t's name and fallback_name are.
+ * xray_segment_aws(): the aws object, with the sdk and the given
+ * sdk_version and sampling_rule_name (empty: omitted), "," first.
+ */
+#define XRAY_SEGMENT_HEAD_MAX                                                 \
+    (sizeof("{\"name\":\"") - 1 + 3 * XRAY_NAME_MAX)
+#define XRAY_SEGMENT_AWS_MAX                                                  \
+    (sizeof(",\"aws\":{\"xray\":{\"sdk\":\"" XRAY_SDK_NAME "\"") - 1           \
+     + 2 * (sizeof(",\"sampling_rule_name\":\"\"") - 1                        \
+            + 6 * XRAY_STRING_MAX)                                            \
+     + sizeof("}}") - 1)
+
+size_t xray_segment_head(unsigned char *buf, size_t size,
+    const xray_span_t *name, const xray_span_t *fallback_name);
+size_t xray_segment_aws(unsigned char *buf, size_t size,
+    const xray_span_t *sdk_version, const xray_span_t *sampling_rule_name);
 
 /*
  * Writes sub as an independent document ("type":"subsegment") of the trace

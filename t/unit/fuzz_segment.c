@@ -9,8 +9,9 @@
  * then the strings of one request, separated by 0xfe.  Every document must
  * be strict, compact JSON (checked by the small validator below, which
  * shares no code with the writer) or 0 when the buffer is too small, and
- * the same bytes in every buffer big enough.  The escaper and the name
- * sanitiser are also checked on the whole input.
+ * the same bytes in every buffer big enough, and the same with the parts
+ * prepared once.  The escaper and the name sanitiser are also checked on
+ * the whole input.
  */
 
 #include <stdint.h>
@@ -443,6 +444,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t             start;
     const uint8_t       *p, *end, *sep;
     unsigned char        h[HEADER_LEN], id[XRAY_ID_LEN], *safe;
+    unsigned char        head[XRAY_SEGMENT_HEAD_MAX];
+    unsigned char        aws[XRAY_SEGMENT_AWS_MAX];
     xray_span_t          s[NSPANS];
     xray_segment_t       seg;
     xray_subsegment_t    sub, subs[2];
@@ -583,6 +586,45 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         free(safe);
     }
+
+    /*
+     * the parts prepared once (xray_segment_head(), xray_segment_aws()),
+     * always within their maximum sizes: the same document, with the same
+     * edges, and what they stand for is not read
+     */
+    n = write_doc(&d, big, sizeof(big));
+    safe = malloc(n ? n : 1);
+    check(safe != NULL);
+    memcpy(safe, big, n);
+
+    seg.head.len = xray_segment_head(head, sizeof(head), &seg.name,
+                                     &seg.fallback_name);
+    seg.head.data = head;
+    seg.aws.len = xray_segment_aws(aws, sizeof(aws), &seg.sdk_version,
+                                   &seg.sampling_rule_name);
+    seg.aws.data = aws;
+    check(seg.head.len > 0 && seg.aws.len > 0);
+
+    seg.name.data = (const unsigned char *) "\x01";
+    seg.name.len = 1;
+    seg.fallback_name = seg.name;
+    seg.sdk_version = seg.name;
+    seg.sampling_rule_name = seg.name;
+
+    check(write_doc(&d, big, sizeof(big)) == n && memcmp(big, safe, n) == 0);
+    check_doc(&d, bufsize);
+
+    /* one byte short of either fails, never writes more */
+    check(xray_segment_head(big, seg.head.len - 1, &s[0], &s[1]) == 0);
+    check(xray_segment_aws(big, seg.aws.len - 1, &s[22], &s[23]) == 0);
+
+    memset(&seg.head, 0, sizeof(seg.head));
+    memset(&seg.aws, 0, sizeof(seg.aws));
+    seg.name = s[0];
+    seg.fallback_name = s[1];
+    seg.sdk_version = s[22];
+    seg.sampling_rule_name = s[23];
+    free(safe);
 
     d.seg = NULL;
     d.sub = &sub;

@@ -1722,6 +1722,103 @@ test_sizes(void)
 }
 
 
+/*
+ * The parts prepared once: the bytes the writer writes from the fields
+ * they stand for, which are then not read; the longest fit their maximum
+ */
+
+static void
+is_prepared(xray_segment_t *seg, const char *name)
+{
+    size_t          n, m;
+    unsigned char   head[XRAY_SEGMENT_HEAD_MAX], aws[XRAY_SEGMENT_AWS_MAX];
+    static unsigned char  want[256 * 1024], got[256 * 1024];
+
+    n = xray_segment_write(want, sizeof(want), seg, 1);
+
+    seg->head.len = xray_segment_head(head, sizeof(head), &seg->name,
+                                      &seg->fallback_name);
+    seg->head.data = head;
+    seg->aws.len = xray_segment_aws(aws, sizeof(aws), &seg->sdk_version,
+                                    &seg->sampling_rule_name);
+    seg->aws.data = aws;
+
+    /* one byte short does not fit */
+    ok(xray_segment_head(got, seg->head.len - 1, &seg->name,
+                         &seg->fallback_name) == 0
+       && xray_segment_aws(got, seg->aws.len - 1, &seg->sdk_version,
+                           &seg->sampling_rule_name) == 0,
+       "prepared: %s, one byte short", name);
+
+    /* what they stand for would now write something else */
+    seg->name = sp("other");
+    seg->fallback_name = sp("");
+    seg->sdk_version = sp("9.9.9");
+    seg->sampling_rule_name = sp("other");
+
+    m = xray_segment_write(got, sizeof(got), seg, 1);
+    ok(n > 0 && m == n && memcmp(got, want, n) == 0,
+       "prepared: %s, the same document", name);
+
+    memset(&seg->head, 0, sizeof(xray_span_t));
+    memset(&seg->aws, 0, sizeof(xray_span_t));
+}
+
+
+static void
+test_prepared(void)
+{
+    size_t              n;
+    unsigned char       out[XRAY_SEGMENT_AWS_MAX + 1];
+    unsigned char       longest[6 * XRAY_STRING_MAX + 1];
+    xray_span_t         name, none, big;
+    xray_cause_t        c;
+    xray_segment_t      seg;
+    xray_metadata_t     md[2];
+    xray_attempt_t      at;
+    xray_annotation_t   ann[5];
+    xray_subsegment_t   sub;
+
+    minimal(&seg);
+    is_prepared(&seg, "minimal");
+
+    full(&seg, &sub, &at, ann, md, &c);
+    is_prepared(&seg, "full");
+
+    minimal(&seg);
+    seg.name = sp("???");
+    seg.fallback_name = sp("my-service");
+    is_prepared(&seg, "fallback name");
+
+    minimal(&seg);
+    seg.name = sp("");
+    seg.sdk_version = sp("1.0\n\"x\"");
+    seg.sampling_rule_name = sp("r\xff\x01");
+    is_prepared(&seg, "default name, escaped aws strings");
+
+    memset(&none, 0, sizeof(none));
+    n = xray_segment_head(out, sizeof(out), &none, &none);
+    is_mem(out, n, "{\"name\":\"nginx", "prepared: no name, nginx");
+    n = xray_segment_aws(out, sizeof(out), &none, &none);
+    is_mem(out, n, AWS, "prepared: aws of no version, no rule");
+
+    /* the longest of each: 200 three-byte characters, 250 \u00XX */
+    n = repeat(longest, "\xe4\xb8\x80", XRAY_NAME_MAX + 5);
+    name.data = longest;
+    name.len = n;
+    n = xray_segment_head(out, XRAY_SEGMENT_HEAD_MAX, &name, &none);
+    is_int(n, XRAY_SEGMENT_HEAD_MAX, "prepared: the longest head fits");
+
+    n = repeat(longest, "\x01", XRAY_STRING_MAX + 5);
+    big.data = longest;
+    big.len = n;
+    n = xray_segment_aws(out, XRAY_SEGMENT_AWS_MAX, &big, &big);
+    ok(n > 0 && n <= XRAY_SEGMENT_AWS_MAX,
+       "prepared: the longest aws fits (%d of %d)", (int) n,
+       (int) XRAY_SEGMENT_AWS_MAX);
+}
+
+
 int
 main(void)
 {
@@ -1740,6 +1837,7 @@ main(void)
     test_metadata();
     test_status_flags();
     test_sizes();
+    test_prepared();
 
     return done_testing();
 }
