@@ -76,6 +76,8 @@ static size_t           ngx_http_xray_scratch_used;       /* bytes */
 static ngx_str_t        ngx_http_xray_realip_var =
                             ngx_string("realip_remote_addr");
 static ngx_int_t        ngx_http_xray_realip_index = NGX_ERROR;
+/* the realip module's ctx_index, found by name: no link to its symbol */
+static ngx_int_t        ngx_http_xray_realip_ctx = NGX_ERROR;
 #endif
 
 
@@ -1133,6 +1135,19 @@ ngx_http_xray_x_forwarded_for(ngx_http_request_t *r)
         return 0;
     }
 
+    /*
+     * with no context of its own, and none that a redirect left behind
+     * (as ngx_http_realip_get_module_ctx() looks for it), the realip
+     * module changed nothing: the variable would be the peer's address
+     */
+
+    if (ngx_http_xray_realip_ctx != NGX_ERROR
+        && r->ctx[ngx_http_xray_realip_ctx] == NULL
+        && !r->internal && !r->filter_finalize)
+    {
+        return 0;
+    }
+
     v = ngx_http_get_indexed_variable(r, ngx_http_xray_realip_index);
 
     if (v == NULL || v->not_found) {
@@ -1252,6 +1267,9 @@ ngx_http_xray_segment_aws(ngx_conf_t *cf, ngx_http_xray_main_conf_t *xmcf)
 ngx_int_t
 ngx_http_xray_segment_init(ngx_conf_t *cf)
 {
+#if (NGX_HTTP_REALIP)
+    ngx_uint_t                  i;
+#endif
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
 
@@ -1267,6 +1285,18 @@ ngx_http_xray_segment_init(ngx_conf_t *cf)
 #if (NGX_HTTP_REALIP)
     ngx_http_xray_realip_index =
                 ngx_http_get_variable_index(cf, &ngx_http_xray_realip_var);
+
+    ngx_http_xray_realip_ctx = NGX_ERROR;
+
+    for (i = 0; cf->cycle->modules[i]; i++) {
+        if (cf->cycle->modules[i]->type == NGX_HTTP_MODULE
+            && ngx_strcmp(cf->cycle->modules[i]->name,
+                          "ngx_http_realip_module") == 0)
+        {
+            ngx_http_xray_realip_ctx = cf->cycle->modules[i]->ctx_index;
+            break;
+        }
+    }
 #endif
 
     return NGX_OK;
