@@ -44,7 +44,8 @@ package XRayTest;
 #   * burst: the sub gets (\@responses) in request order (the block's own
 #     request is not among them), each { status, reason, headers => { lower
 #     case name => value, repeats joined by ", " }, raw_headers, body,
-#     elapsed, error (only when it failed) }.  Without --- burst_check one test
+#     elapsed, received (the epoch time it was complete), error (only when
+#     it failed) }.  Without --- burst_check one test
 #     checks that all N completed.
 # Subs in "--- xxx eval" sections can call ok/is/like/... unqualified.
 #
@@ -727,7 +728,8 @@ sub http_requests {
         delete $active{ fileno $c->{sock} };
         close $c->{sock};
         my $r = parse_http_response($c->{buf}, $is_head);
-        $r->{elapsed} = time - $c->{start};
+        $r->{received} = time;
+        $r->{elapsed} = $r->{received} - $c->{start};
         if (!$r->{complete} && !defined $err) {
             $err = !defined $r->{status} ? 'connection closed without a (complete) response'
                  : ($r->{headers}{'transfer-encoding'} // '') =~ /chunked/i
