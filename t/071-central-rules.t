@@ -160,6 +160,13 @@ sub {
     for my $n (25, 26) {
         my ($one_round, @sizes);
         for my $try (1 .. 3) {
+            # start as a report round comes: the next is targets_interval
+            # (2 s) after its reply, room for the requests even on a loaded
+            # machine, where they may take more than a second
+            XRayTest::sampling_api_clear();
+            XRayTest::wait_until(sub {
+                scalar @{ XRayCentral::api_calls('/SamplingTargets') };
+            }, timeout => 20);
             XRayTest::sampling_api_clear();
             my $start = time;
             for my $i (1 .. $n) {
