@@ -401,8 +401,8 @@ sub _drain_request_body {
 # ---------------------------------------------------------------------------
 # UDP sink (stand-in for the X-Ray daemon)
 #
-# Every datagram is appended to a file as a 4-byte big-endian length followed
-# by the datagram bytes.
+# Every datagram is appended to a file as a 4-byte big-endian length, the
+# time it arrived (a native double, epoch seconds), then the datagram bytes.
 # ---------------------------------------------------------------------------
 
 sub _start_sink {
@@ -446,7 +446,7 @@ sub _sink_main {
         my $from = recv $sock, my $dgram, 70000, 0;
         next unless defined $from;
         # one write per record, so a concurrent sink_clear() never sees half
-        syswrite $out, pack('N', length $dgram) . $dgram;
+        syswrite $out, pack('Nd', length $dgram, time) . $dgram;
     }
 }
 
@@ -483,29 +483,32 @@ sub sink_clear {
 }
 
 sub _read_sink {
+    my ($timed) = @_;
     return () unless defined $SinkFile;
     open my $in, '<:raw', $SinkFile or return ();
     my $data = do { local $/; <$in> } // '';
     close $in;
     my ($off, @dgrams) = (0);
-    while ($off + 4 <= length $data) {
-        my $len = unpack 'N', substr($data, $off, 4);
-        last if $off + 4 + $len > length $data;
-        push @dgrams, substr($data, $off + 4, $len);
-        $off += 4 + $len;
+    while ($off + 12 <= length $data) {
+        my ($len, $arrived) = unpack 'Nd', substr($data, $off, 12);
+        last if $off + 12 + $len > length $data;
+        my $dgram = substr($data, $off + 12, $len);
+        push @dgrams, $timed ? [$dgram, $arrived] : $dgram;
+        $off += 12 + $len;
     }
     return @dgrams;
 }
 
 # sink_datagrams(min_count => N, timeout => S): the raw datagrams received
 # since the last sink_clear(), waiting (at most S seconds, default 10) until
-# at least N (default 0) are there.
+# at least N (default 0) are there.  With timed => 1, each is
+# [bytes, the epoch time it arrived].
 sub sink_datagrams {
     my %opt = @_;
     my $min = $opt{min_count} // 0;
     my $deadline = time + ($opt{timeout} // $SegmentTimeout);
     while (1) {
-        my @d = _read_sink();
+        my @d = _read_sink($opt{timed});
         return @d if @d >= $min || time >= $deadline;
         sleep 0.02;
     }
