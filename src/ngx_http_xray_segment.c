@@ -245,7 +245,11 @@ ngx_http_xray_record(ngx_http_request_t *r, ngx_http_xray_ctx_t *ctx,
         }
     }
 
-    if (ngx_http_xray_annotations(r, xlcf, &seg, ctx) != NGX_OK) {
+    /* most locations annotate nothing, and most requests are no streams */
+
+    if ((xlcf->annotations || xlcf->metadata || ctx->stream)
+        && ngx_http_xray_annotations(r, xlcf, &seg, ctx) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
