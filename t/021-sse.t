@@ -38,7 +38,7 @@ __DATA__
 GET /t HTTP/1.0
 --- more_headers eval
 "X-Amzn-Trace-Id: Root=$::Root;Sampled=1"
---- timeout: 3
+--- timeout: 10
 --- abort
 --- response_body eval
 "event: hello\ndata: \n\n"

@@ -164,7 +164,7 @@ main::abort_after("GET /t HTTP/1.1\r\nHost: localhost\r\n"
 GET /alive
 --- error_code: 204
 --- segment_count: 1
---- segment_timeout: 6
+--- segment_timeout: 20
 --- segments eval
 sub {
     my $s = $_[0][0];
