@@ -751,6 +751,15 @@ for c in B C D E; do
            "$c" "$added" \
            "$(awk -v a="$added" -v b="${per_req[A]}" 'BEGIN { print 100 * a / b }')")"
 done
+# E is C for most requests and D for the sampled ones: what it costs beyond
+# that is the decision (the reservoir, the 5% draw) and the emitter's timer
+e_over=$(awk -v e="${per_req[E]}" -v c="${per_req[C]}" -v d="${per_req[D]}" \
+             -v s="${dgrams[E,$cg_requests]}" -v n="$cg_requests" \
+             'BEGIN { f = n > 0 ? s / n : 0
+                      printf "%d", e - c - f * (d - c) }')
+say "   E beyond C and its sampled share of D - C (${dgrams[E,$cg_requests]} of $cg_requests): $e_over instructions"
+say "   a request (the reservoir and the 5% draw; at callgrind's pace also the"
+say "   emitter's flush timer in nginx's timer tree, see bench/README.md)"
 say ""
 say "   where D's extra instructions go, per request: exclusive Ir of each function,"
 say "   ((D(N) - D(0)) - (A(N) - A(0))) / N from callgrind_annotate; user space only,"
