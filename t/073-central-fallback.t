@@ -72,6 +72,13 @@ sub errors {
     return $n;
 }
 
+# the last successful call, epoch seconds
+sub last_success {
+    my ($s) = @_;
+    return max(map { metric($s, 'nginx_xray_sampling_last_success_seconds',
+                            call => $_) // 0 } qw(rules targets));
+}
+
 sub switches {
     my ($s, $to) = @_;
     return metric($s, 'nginx_xray_sampling_switches_total', to => $to) // 0;
@@ -151,15 +158,23 @@ sub {
             main::errors($_[0], $kind) > $errs }, timeout => 20);
         ok($ok, "$what: counted as $kind") or diag $s->{text};
         if ($kind ne 'timeout') {
-            # a timeout comes after its 5 s: past the fallback already
-            is(main::source($s), 'centralized', "$what: rules kept");
+            # a timeout comes after its 5 s: past the fallback already.
+            # The rules go when nginx's clock, in whole seconds, is 3 past
+            # the last success: from just over 2 s after it, and the
+            # first failure comes up to about 1 s after it.  The page that
+            # first shows the failure shows them kept, unless it was
+            # written once the fallback was due (a client that fell behind
+            # on a loaded machine): its Date 3 s past the last success.
+            my $due = ($s->{date} // 0) - main::last_success($s) >= 3;
+            ok(main::source($s) eq 'centralized' || $due,
+               "$what: rules kept" . ($due ? ' (the page came after the '
+                                             . 'fallback was due)' : ''))
+                or diag $s->{text};
         }
         ($ok, $s) = XRayCentral::wait_status(sub {
             XRayCentral::get(path => '/');
             main::source($_[0]) eq 'local' }, timeout => 20);
-        my $since = time - List::Util::max(map {
-            main::metric($s, 'nginx_xray_sampling_last_success_seconds',
-                         call => $_) // 0 } qw(rules targets));
+        my $since = time - main::last_success($s);
         ok($ok && $since >= 2,
            "$what: local rules after the 3 s fallback ($since s after the "
            . "last success)") or diag $s->{text};

@@ -17,7 +17,9 @@ package XRayCentral;
 #   rule($name, $priority, %over)   a SamplingRule, matching everything
 #                                   unless %over says otherwise
 #   status()                        the status page: { text, m => {name =>
-#                                   [{labels => {..}, value}]} }
+#                                   [{labels => {..}, value}]}, date (its
+#                                   Date header, epoch seconds: nginx's
+#                                   clock when it was written) }
 #   metric($status, $name, %labels) the value of one sample, or undef
 #   wait_status(sub { my $s = shift; ... }, timeout => S)
 #   get(path => .., host => .., method => .., headers => {..})
@@ -42,6 +44,7 @@ use JSON::PP ();
 use List::Util qw(sum0 max);
 use Test::More ();
 use Time::HiRes qw(sleep time);
+use Time::Local ();
 
 my $JSON = JSON::PP->new->utf8->canonical;
 
@@ -80,7 +83,20 @@ sub status {
         $l{$1} = $2 while ($labels // '') =~ /([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g;
         push @{ $m{$name} }, { labels => \%l, value => $value };
     }
-    return { text => $text, m => \%m, status => $r->{status} };
+    return { text => $text, m => \%m, status => $r->{status},
+             date => http_date($r->{headers}{date}) };
+}
+
+# "Mon, 30 Nov 2026 21:31:00 GMT": epoch seconds, or undef
+sub http_date {
+    my ($d) = @_;
+    my %mon = (Jan => 0, Feb => 1, Mar => 2, Apr => 3, May => 4, Jun => 5,
+               Jul => 6, Aug => 7, Sep => 8, Oct => 9, Nov => 10, Dec => 11);
+    my ($day, $mon, $year, $h, $m, $s) = ($d // '')
+        =~ /^\w{3}, (\d\d) (\w{3}) (\d{4}) (\d\d):(\d\d):(\d\d) GMT$/
+        or return undef;
+    return undef unless exists $mon{$mon};
+    return Time::Local::timegm($s, $m, $h, $day, $mon{$mon}, $year);
 }
 
 sub metric {
