@@ -518,6 +518,21 @@ sub sink_datagrams {
 # returns true (then returns that value) or S seconds (default 10) have
 # passed (then returns its last, false, value).  For waiting on an event,
 # such as a counter on the status page, instead of sleeping a fixed time.
+# block_defaults(section => text, ...): every block of the suite gets these
+# sections unless it has its own (a block preprocessor; the suite's own
+# preprocessors still run)
+sub block_defaults {
+    my (%d) = @_;
+
+    Test::Nginx::Socket::add_block_preprocessor(sub {
+        my $block = shift;
+        for my $k (sort keys %d) {
+            my $v = $block->can($k) ? $block->$k : undef;
+            $block->set_value($k, $d{$k}) if !defined $v;
+        }
+    });
+}
+
 sub wait_until {
     my ($cond, %opt) = @_;
     my $deadline = time + ($opt{timeout} // $SegmentTimeout);
